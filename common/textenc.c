@@ -1,0 +1,138 @@
+#include "textenc.h"
+
+#include "err.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *b64_encode(const void *p, size_t n)
+{
+	size_t outlen = 4 * ((n + 2) / 3);
+	char *out = malloc(outlen + 1);
+
+	if (!out)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+	out[outlen] = '\0';
+	return out;
+}
+
+static int b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen)
+{
+	unsigned char *o;
+	size_t i, j = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	if (slen % 4 != 0)
+		return EMU_EINVAL;
+	o = malloc(slen / 4 * 3 + 1);
+	if (!o)
+		return EMU_ENOMEM;
+	for (i = 0; i < slen; i += 4) {
+		int v[4], pad = 0;
+		for (int k = 0; k < 4; k++) {
+			if (s[i + k] == '=' && i + 4 == slen && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if (pad) {
+				goto bad; /* data after padding */
+			} else if ((v[k] = b64_value((unsigned char)s[i + k])) < 0) {
+				goto bad;
+			}
+		}
+		o[j++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
+		if (pad < 2)
+			o[j++] = (unsigned char)(v[1] << 4 | v[2] >> 2);
+		if (pad < 1)
+			o[j++] = (unsigned char)(v[2] << 6 | v[3]);
+	}
+	*out = o;
+	*outlen = j;
+	return EMU_OK;
+bad:
+	free(o);
+	return EMU_EINVAL;
+}
+
+void hex_encode(const unsigned char *p, size_t n, int upper, char *out)
+{
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long url_decode(const char *s, size_t slen, char *out)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < slen; i++) {
+		if (s[i] == '%') {
+			int hi, lo;
+			if (i + 2 >= slen)
+				return -1;
+			hi = hex_value((unsigned char)s[i + 1]);
+			lo = hex_value((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			out[j++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[j++] = s[i];
+		}
+	}
+	out[j] = '\0';
+	return (long)j;
+}
+
+char *url_encode(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(3 * n + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = "0123456789ABCDEF"[c >> 4];
+			*o++ = "0123456789ABCDEF"[c & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
