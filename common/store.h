@@ -34,7 +34,7 @@ int store_txn_commit(struct store_txn *txn);
 /* Aborts and frees the transaction. store_txn_abort(NULL) is fine. */
 void store_txn_abort(struct store_txn *txn);
 
-/* Looks key up. On EMU_OK *val/*len point into the map (valid until the
+/* Looks key up. On EMU_OK *val and *len point into the map (valid until the
  * transaction ends). EMU_ENOTFOUND if absent. */
 int store_get(struct store_txn *txn, store_table t, const char *key, const void **val, size_t *len);
 /* Inserts or replaces key. EMU_OK or EMU_ESTORE (EMU_ETOOBIG if the map is full). */
