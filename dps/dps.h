@@ -1,0 +1,34 @@
+/* dps.h - the Device Provisioning Service: device APIs (MQTT, HTTPS) and the
+ * service API (enrollments, enrollment groups, registration states). */
+#ifndef DPSEMU_DPS_H
+#define DPSEMU_DPS_H
+
+struct cfg;
+struct loop;
+struct store;
+struct ca_registry;
+struct http_server;
+struct mqtt_server;
+struct dps;
+
+/* What DPS runs on; everything is borrowed and must outlive the service. */
+struct dps_deps {
+	const struct cfg *cfg;
+	struct loop *lp;
+	struct store *st;
+	struct ca_registry *cas;
+	struct http_server *http;
+	struct mqtt_server *mqtt;
+};
+
+/* Opens DPS's tables, loads the seed enrollments (DPSEMU_ENROLLMENTS_DIR) and
+ * registers the MQTT service and the HTTPS routes. A seed file that fails
+ * validation is an error (logged, naming the file). Returns EMU_OK or an emu_err. */
+int dps_new(const struct dps_deps *deps, struct dps **out);
+/* Re-applies the seed directory (SIGHUP). Errors are logged; state already
+ * loaded stays. Returns EMU_OK or the first error. */
+int dps_reload_seeds(struct dps *d);
+/* Frees the service. NULL is fine. */
+void dps_free(struct dps *d);
+
+#endif

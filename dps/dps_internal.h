@@ -1,0 +1,75 @@
+/* dps_internal.h - what the DPS modules share; not for use outside dps/. */
+#ifndef DPSEMU_DPS_INTERNAL_H
+#define DPSEMU_DPS_INTERNAL_H
+
+#include "dps/dps.h"
+#include "enrollments/enr_store.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#define DPS_MAX_LINKED_HUBS 16
+#define DPS_HUB_NAME_MAX 256
+
+struct svcauth;
+
+/* A service-API route argument: which kind of enrollment it serves. */
+struct dps_kind_route {
+	struct dps *d;
+	enum enr_kind kind;
+};
+
+struct dps {
+	const struct cfg *cfg;
+	struct loop *lp;
+	struct store *st;
+	struct ca_registry *cas;
+	struct enr_store *es;
+	struct svcauth *auth;        /* provisioningserviceowner */
+	store_table registrations;   /* lower-cased registration id -> registration state */
+	store_table operations;      /* operation id -> {registrationId, result, created} */
+	struct enr_list *groups;     /* parsed groups, rebuilt when the generation moves */
+	char linked_hubs[DPS_MAX_LINKED_HUBS][DPS_HUB_NAME_MAX];
+	int nlinked;
+	struct dps_kind_route kind_routes[2]; /* indexed by enum enr_kind */
+};
+
+/* The answer to a device request, the same for MQTT and HTTPS. */
+struct dps_answer {
+	int status;       /* HTTP status: 202, 200, 4xx, 5xx */
+	json_t *body;     /* owned; RegistrationOperationStatus or an error body */
+	int retry_after;  /* seconds, or -1 for none */
+};
+
+/* A register request as the transports hand it over. */
+struct dps_reg_request {
+	const char *registration_id; /* from the MQTT username or the URL path */
+	X509 *leaf;                  /* client certificate or NULL */
+	STACK_OF(X509) *chain;       /* what the device sent after the leaf */
+	const char *body;            /* request body as sent (may be empty) */
+	size_t body_len;
+	const char *api_version;     /* may be NULL */
+	const char *transport;       /* "mqtt" or "https", for logs */
+	const char *tracking_id;     /* request id for error bodies */
+};
+
+/* register.c: attestation, allocation and the registration record. */
+void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_answer *ans);
+void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
+			  const char *tracking_id, struct dps_answer *ans);
+/* The registration state of a device (service view; new reference) or NULL. */
+json_t *dps_registration_get(struct dps *d, const char *registration_id);
+/* Sets ans to an error: status, Azure body {errorCode, trackingId, message, timestampUtc}. */
+void dps_answer_error(struct dps_answer *ans, int status, int error_code, const char *tracking_id,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void dps_answer_free(struct dps_answer *ans);
+/* The current parsed enrollment groups (rebuilt after writes). Borrowed. */
+struct enr_list *dps_groups(struct dps *d);
+
+/* Transports and the service API register themselves. */
+int dps_mqtt_init(struct dps *d, struct mqtt_server *mqtt);
+int dps_https_init(struct dps *d, struct http_server *http);
+int dps_service_api_init(struct dps *d, struct http_server *http);
+
+#endif

@@ -1,0 +1,451 @@
+/* register.c - a device registration: attestation, hub allocation, the
+ * registration record and the operation the device polls.
+ *
+ * The outcome is decided when the register request arrives and committed to
+ * the store (registration state and operation) before the device is answered
+ * 202 "assigning"; the first poll returns the terminal state. Every stock SDK
+ * polls at least once, and devices that require 202 on register get it. */
+#include "dps/dps_internal.h"
+
+#include "certs/ca_registry.h"
+#include "certs/x509.h"
+#include "cfg.h"
+#include "clock.h"
+#include "enrollments/match.h"
+#include "err.h"
+#include "log.h"
+#include "textenc.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define ERR_BAD_REQUEST 400004
+#define ERR_UNAUTHORIZED 401002
+#define ERR_NO_HUB 400208
+#define ERR_CUSTOM_ALLOCATION 400207
+#define ERR_NOT_FOUND 404203
+#define ERR_INTERNAL 500000
+
+void dps_answer_free(struct dps_answer *ans)
+{
+	json_decref(ans->body);
+	ans->body = NULL;
+}
+
+void dps_answer_error(struct dps_answer *ans, int status, int error_code, const char *tracking_id,
+		      const char *fmt, ...)
+{
+	char msg[768], ts[32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_iso8601_now(ts);
+	ans->status = status;
+	ans->retry_after = status == 429 || status >= 500 ? 1 : -1;
+	ans->body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", error_code, "trackingId",
+			      tracking_id ? tracking_id : "", "message", msg, "timestampUtc", ts);
+}
+
+struct enr_list *dps_groups(struct dps *d)
+{
+	struct store_txn *txn = NULL;
+	struct enr_list *fresh = NULL;
+	uint64_t gen = 0;
+
+	if (store_txn_begin(d->st, 0, &txn) != EMU_OK)
+		return d->groups;
+	if (enr_store_generation(d->es, txn, &gen) == EMU_OK &&
+	    (!d->groups || d->groups->generation != gen) &&
+	    enr_store_load_groups(d->es, txn, &fresh) == EMU_OK) {
+		enr_list_free(d->groups);
+		d->groups = fresh;
+	}
+	store_txn_abort(txn);
+	return d->groups;
+}
+
+json_t *dps_registration_get(struct dps *d, const char *registration_id)
+{
+	char key[ENR_ID_MAX + 1];
+	struct store_txn *txn = NULL;
+	json_t *st = NULL;
+
+	if (enrollment_id_valid(registration_id, NULL, 0) != EMU_OK)
+		return NULL;
+	enrollment_id_key(registration_id, key);
+	if (store_txn_begin(d->st, 0, &txn) != EMU_OK)
+		return NULL;
+	store_get_json(txn, d->registrations, key, &st);
+	store_txn_abort(txn);
+	return st;
+}
+
+static X509 *resolve_ca(const char *name, void *arg, char *why, size_t whylen)
+{
+	struct dps *d = arg;
+	X509 *ca = NULL;
+
+	ca_registry_find_verified(d->cas, name, &ca, why, whylen);
+	return ca;
+}
+
+/* DPS's etag shape: base64 of a quoted GUID. */
+static void new_state_etag(char out[64])
+{
+	char uuid[37], quoted[40], *b64;
+
+	rand_uuid(uuid);
+	snprintf(quoted, sizeof(quoted), "\"%s\"", uuid);
+	b64 = b64_encode(quoted, strlen(quoted));
+	snprintf(out, 64, "%s", b64 ? b64 : uuid);
+	free(b64);
+}
+
+/* Operation ids look like DPS's "4.d0a671905ea5b2c8.e7173b7b-0e54-...": URL-safe. */
+static void new_operation_id(char out[64])
+{
+	unsigned char r[8];
+	char hex[17], uuid[37];
+
+	rand_bytes(r, sizeof(r));
+	hex_encode(r, sizeof(r), 0, hex);
+	rand_uuid(uuid);
+	snprintf(out, 64, "4.%s.%s", hex, uuid);
+}
+
+static int hub_is_linked(struct dps *d, const char *hub)
+{
+	for (int i = 0; i < d->nlinked; i++)
+		if (strcasecmp(d->linked_hubs[i], hub) == 0)
+			return 1;
+	return 0;
+}
+
+static uint32_t fnv1a_lower(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++) {
+		h ^= (uint8_t)tolower((unsigned char)*s);
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Picks the hub for e. Returns EMU_OK with the name in out, or an error with
+ * *code (400208, 400207) and the reason in why. */
+static int choose_hub(struct dps *d, const struct enrollment *e, const char *regid,
+		      const char *current, char *out, size_t outlen, int *code, char *why,
+		      size_t whylen)
+{
+	const char *cand[DPS_MAX_LINKED_HUBS];
+	size_t n = 0, pick = 0;
+
+	if (strcmp(e->allocation_policy, "custom") == 0) {
+		*code = ERR_CUSTOM_ALLOCATION;
+		snprintf(why, whylen, "custom allocation (webhooks) is not supported by dpsemu: use "
+			 "hashed or static");
+		return EMU_EINVAL;
+	}
+	if (e->iot_hubs && json_array_size(e->iot_hubs)) {
+		for (size_t i = 0; i < json_array_size(e->iot_hubs) && n < DPS_MAX_LINKED_HUBS; i++) {
+			const char *h = json_string_value(json_array_get(e->iot_hubs, i));
+			if (h)
+				cand[n++] = h;
+		}
+	} else if (e->iot_hub_host_name) {
+		cand[n++] = e->iot_hub_host_name;
+	} else {
+		for (int i = 0; i < d->nlinked; i++)
+			cand[n++] = d->linked_hubs[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!hub_is_linked(d, cand[i])) {
+			*code = ERR_NO_HUB;
+			snprintf(why, whylen, "IoT hub '%s' of %s '%s' is not linked to this DPS (linked "
+				 "hubs: %s; see DPSEMU_LINKED_HUBS)", cand[i],
+				 e->kind == ENR_GROUP ? "enrollment group" : "enrollment", e->id,
+				 d->cfg->linked_hubs);
+			return EMU_EINVAL;
+		}
+	if (n == 0) {
+		*code = ERR_NO_HUB;
+		snprintf(why, whylen, "no IoT hub is linked to this DPS (see DPSEMU_LINKED_HUBS)");
+		return EMU_EINVAL;
+	}
+	/* A device keeps its hub unless its reprovision policy re-evaluates it. */
+	if (current && *current && hub_is_linked(d, current) && !e->update_hub_assignment) {
+		snprintf(out, outlen, "%s", current);
+		return EMU_OK;
+	}
+	if (strcmp(e->allocation_policy, "static") != 0)
+		pick = fnv1a_lower(regid) % n; /* hashed; geoLatency has one location here */
+	snprintf(out, outlen, "%s", cand[pick]);
+	return EMU_OK;
+}
+
+/* Copies the device-facing registration state: internal members dropped. */
+static json_t *device_state(const json_t *stored)
+{
+	json_t *v = json_deep_copy(stored), *val;
+	const char *key;
+	void *tmp;
+
+	json_object_foreach_safe(v, tmp, key, val)
+		if (key[0] == '_')
+			json_object_del(v, key);
+	return v;
+}
+
+/* Builds the new registration state for an attested device. */
+static json_t *build_state(struct dps *d, const struct dps_reg_request *rq,
+			   const struct enrollment *e, const json_t *old, json_t *payload,
+			   int *failed)
+{
+	char hub[DPS_HUB_NAME_MAX], why[512], now[32], etag[64], thumb[65];
+	const char *old_hub = json_string_value(json_object_get(old, "assignedHub"));
+	const char *old_status = json_string_value(json_object_get(old, "status"));
+	const char *created = json_string_value(json_object_get(old, "createdDateTimeUtc"));
+	const char *device_id = e->kind == ENR_INDIVIDUAL && e->device_id ? e->device_id
+									   : rq->registration_id;
+	json_t *st;
+	int code = 0;
+
+	clock_iso8601_now(now);
+	new_state_etag(etag);
+	x509_thumbprint_sha256(rq->leaf, thumb);
+	st = json_object();
+	if (!st)
+		return NULL;
+	/* Real DPS puts x509 first. */
+	if (e->kind == ENR_GROUP)
+		json_object_set_new(st, "x509", json_pack("{s:s}", "enrollmentGroupId", e->id));
+	else
+		json_object_set_new(st, "x509", json_object());
+	json_object_set_new(st, "registrationId", json_string(rq->registration_id));
+	json_object_set_new(st, "createdDateTimeUtc", json_string(created ? created : now));
+	if (choose_hub(d, e, rq->registration_id,
+		       old_status && strcmp(old_status, "assigned") == 0 ? old_hub : NULL, hub,
+		       sizeof(hub), &code, why, sizeof(why)) != EMU_OK) {
+		*failed = 1;
+		json_object_set_new(st, "status", json_string("failed"));
+		json_object_set_new(st, "errorCode", json_integer(code));
+		json_object_set_new(st, "errorMessage", json_string(why));
+		log_info("dps", "registration '%s' failed: %d %s", rq->registration_id, code, why);
+	} else {
+		const char *substatus = "initialAssignment";
+		if (old_hub && old_status && strcmp(old_status, "assigned") == 0) {
+			if (strcasecmp(old_hub, hub) != 0)
+				substatus = e->migrate_device_data ? "deviceDataMigrated"
+								   : "deviceDataReset";
+			else if (json_is_string(json_object_get(old, "substatus")))
+				substatus = json_string_value(json_object_get(old, "substatus"));
+		}
+		*failed = 0;
+		json_object_set_new(st, "assignedHub", json_string(hub));
+		json_object_set_new(st, "deviceId", json_string(device_id));
+		json_object_set_new(st, "status", json_string("assigned"));
+		json_object_set_new(st, "substatus", json_string(substatus));
+	}
+	json_object_set_new(st, "lastUpdatedDateTimeUtc", json_string(now));
+	json_object_set_new(st, "etag", json_string(etag));
+	if (payload && !json_is_null(payload))
+		json_object_set(st, "payload", payload);
+	/* Internal members (never sent): for queries by group and for the hub. */
+	if (e->kind == ENR_GROUP) {
+		char gkey[ENR_ID_MAX + 1];
+		enrollment_id_key(e->id, gkey);
+		json_object_set_new(st, "_enrollmentGroupKey", json_string(gkey));
+	}
+	json_object_set_new(st, "_enrollmentKind",
+			    json_string(e->kind == ENR_GROUP ? "group" : "individual"));
+	json_object_set_new(st, "_thumbprint", json_string(thumb));
+	return st;
+}
+
+/* Validates the register body. Returns EMU_OK (with *payload and *csr set,
+ * borrowed from *doc) or answers 400 and returns EMU_EINVAL. */
+static int parse_body(const struct dps_reg_request *rq, json_t **doc, json_t **payload,
+		      int *has_csr, struct dps_answer *ans)
+{
+	size_t i = 0;
+	json_error_t err;
+	json_t *rid;
+
+	*doc = NULL;
+	*payload = NULL;
+	*has_csr = 0;
+	while (i < rq->body_len && isspace((unsigned char)rq->body[i]))
+		i++;
+	if (i == rq->body_len)
+		return EMU_OK; /* empty: C# and Embedded C send nothing */
+	*doc = json_loadb(rq->body + i, rq->body_len - i, 0, &err);
+	if (!json_is_object(*doc)) {
+		dps_answer_error(ans, 400, ERR_BAD_REQUEST, rq->tracking_id,
+				 "register body is not a JSON object%s%s", *doc ? "" : ": ",
+				 *doc ? "" : err.text);
+		json_decref(*doc);
+		*doc = NULL;
+		return EMU_EINVAL;
+	}
+	rid = json_object_get(*doc, "registrationId");
+	if (rid && !json_is_null(rid) &&
+	    (!json_is_string(rid) || strcasecmp(json_string_value(rid), rq->registration_id) != 0)) {
+		dps_answer_error(ans, 400, ERR_BAD_REQUEST, rq->tracking_id,
+				 "registrationId in the body (%s) differs from the registration "
+				 "'%s' of the connection", json_is_string(rid) ? json_string_value(rid)
+									      : "not a string",
+				 rq->registration_id);
+		return EMU_EINVAL;
+	}
+	*payload = json_object_get(*doc, "payload");
+	*has_csr = json_object_get(*doc, "csr") != NULL;
+	return EMU_OK;
+}
+
+void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_answer *ans)
+{
+	struct match_result m;
+	struct enrollment *individual = NULL;
+	struct enr_list *groups;
+	struct store_txn *txn = NULL;
+	json_t *doc = NULL, *payload = NULL, *old = NULL, *state = NULL, *op = NULL;
+	char key[ENR_ID_MAX + 1], why[256], opid[64];
+	int has_csr = 0, failed = 0;
+
+	memset(&m, 0, sizeof(m));
+	memset(ans, 0, sizeof(*ans));
+	ans->retry_after = -1;
+	if (enrollment_id_valid(rq->registration_id, why, sizeof(why)) != EMU_OK) {
+		dps_answer_error(ans, 400, ERR_BAD_REQUEST, rq->tracking_id,
+				 "Invalid RegistrationId '%s': %s", rq->registration_id, why);
+		goto out;
+	}
+	if (parse_body(rq, &doc, &payload, &has_csr, ans) != EMU_OK)
+		goto out;
+	if (!rq->leaf) {
+		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id,
+				 "no client certificate was presented in the TLS handshake (X.509 "
+				 "attestation needs the device certificate and its intermediates)");
+		goto out;
+	}
+	enrollment_id_key(rq->registration_id, key);
+	if (store_txn_begin(d->st, 0, &txn) == EMU_OK) {
+		enr_store_get(d->es, txn, ENR_INDIVIDUAL, rq->registration_id, &individual);
+		store_txn_abort(txn);
+		txn = NULL;
+	}
+	groups = dps_groups(d);
+	match_x509(rq->registration_id, rq->leaf, rq->chain, individual,
+		   groups ? groups->items : NULL, groups ? groups->count : 0, resolve_ca, d, 0, &m);
+	if (m.outcome == MATCH_REFUSED) {
+		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id, "%s", m.reason);
+		goto out;
+	}
+	if (has_csr && (m.outcome != MATCH_OK || !m.enrollment->credential_policy)) {
+		dps_answer_error(ans, 400, ERR_BAD_REQUEST, rq->tracking_id,
+				 "the register request has a csr but %s '%s' has no "
+				 "credentialPolicyName: certificate issuance is not enabled for it",
+				 m.enrollment->kind == ENR_GROUP ? "enrollment group" : "enrollment",
+				 m.enrollment->id);
+		goto out;
+	}
+	new_operation_id(opid);
+	if (m.outcome == MATCH_DISABLED) {
+		log_info("dps", "registration '%s' (%s %s): %s '%s' is disabled", rq->registration_id,
+			 rq->transport, rq->api_version ? rq->api_version : "",
+			 m.enrollment->kind == ENR_GROUP ? "enrollment group" : "enrollment",
+			 m.enrollment->id);
+		state = json_pack("{s:s, s:s}", "registrationId", rq->registration_id, "status",
+				  "disabled");
+	} else {
+		if (store_txn_begin(d->st, 0, &txn) == EMU_OK) {
+			store_get_json(txn, d->registrations, key, &old);
+			store_txn_abort(txn);
+			txn = NULL;
+		}
+		state = build_state(d, rq, m.enrollment, old, payload, &failed);
+	}
+	op = json_pack("{s:s, s:o, s:I}", "registrationKey", key, "result",
+		       json_pack("{s:s, s:s, s:o}", "operationId", opid, "status",
+				 json_string_value(json_object_get(state, "status")),
+				 "registrationState", device_state(state)),
+		       "created", (json_int_t)time(NULL));
+	if (!state || !op) {
+		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "out of memory");
+		goto out;
+	}
+	/* Commit before the device hears anything. */
+	if (store_txn_begin(d->st, 1, &txn) != EMU_OK ||
+	    (m.outcome == MATCH_OK && store_put_json(txn, d->registrations, key, state) != EMU_OK) ||
+	    store_put_json(txn, d->operations, opid, op) != EMU_OK) {
+		store_txn_abort(txn);
+		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
+		goto out;
+	}
+	if (store_txn_commit(txn) != EMU_OK) {
+		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
+		goto out;
+	}
+	if (m.outcome == MATCH_OK && !failed)
+		log_info("dps", "registration '%s' (%s, %s): assigned to %s as device '%s' via %s '%s'",
+			 rq->registration_id, rq->transport, rq->api_version ? rq->api_version : "",
+			 json_string_value(json_object_get(state, "assignedHub")),
+			 json_string_value(json_object_get(state, "deviceId")),
+			 m.enrollment->kind == ENR_GROUP ? "enrollment group" : "enrollment",
+			 m.enrollment->id);
+	ans->status = 202;
+	ans->retry_after = d->cfg->retry_after;
+	ans->body = json_pack("{s:s, s:s}", "operationId", opid, "status", "assigning");
+out:
+	if (ans->status >= 400)
+		log_info("dps", "registration '%s' (%s) refused: %d %s", rq->registration_id,
+			 rq->transport, ans->status,
+			 json_string_value(json_object_get(ans->body, "message")));
+	match_result_clear(&m);
+	enrollment_free(individual);
+	json_decref(doc);
+	json_decref(old);
+	json_decref(state);
+	json_decref(op);
+}
+
+void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
+			  const char *tracking_id, struct dps_answer *ans)
+{
+	char key[ENR_ID_MAX + 1];
+	struct store_txn *txn = NULL;
+	json_t *op = NULL;
+	const char *owner;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->retry_after = -1;
+	if (enrollment_id_valid(registration_id, NULL, 0) != EMU_OK || !operation_id ||
+	    strlen(operation_id) >= 64) {
+		dps_answer_error(ans, 404, ERR_NOT_FOUND, tracking_id, "operation '%s' not found",
+				 operation_id ? operation_id : "");
+		return;
+	}
+	enrollment_id_key(registration_id, key);
+	if (store_txn_begin(d->st, 0, &txn) == EMU_OK) {
+		store_get_json(txn, d->operations, operation_id, &op);
+		store_txn_abort(txn);
+	}
+	owner = json_string_value(json_object_get(op, "registrationKey"));
+	if (!op || !owner || strcmp(owner, key) != 0) {
+		dps_answer_error(ans, 404, ERR_NOT_FOUND, tracking_id,
+				 "operation '%s' not found for registration '%s'", operation_id,
+				 registration_id);
+		json_decref(op);
+		return;
+	}
+	ans->status = 200;
+	ans->body = json_incref(json_object_get(op, "result"));
+	json_decref(op);
+}

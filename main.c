@@ -1,0 +1,238 @@
+/* dpsemu - a local Azure IoT Hub Device Provisioning Service and IoT Hub.
+ *
+ * main reads the configuration, makes sure the TLS PKI exists, opens the store,
+ * binds the two shared listeners (MQTT and HTTPS), wires the services to them
+ * and runs the event loop until SIGINT/SIGTERM. */
+#include "cfg.h"
+#include "certs/ca_registry.h"
+#include "certs/devpki.h"
+#include "certs/tool.h"
+#include "dps/dps.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt_server.h"
+#include "store.h"
+#include "svcauth.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+struct app {
+	struct cfg cfg;
+	struct devpki_files pki;
+	struct loop *lp;
+	struct store *st;
+	SSL_CTX *ctx;
+	struct mqtt_server *mqtt;
+	struct http_server *http;
+	struct svcauth *any_owner; /* DPS or hub owner key: for /certificates */
+	struct ca_registry *cas;
+	struct dps *dps;
+	int hub_running; /* the hub service arrives in a later version */
+	int sigfd;
+};
+
+static void on_health(void *arg, struct http_req *r)
+{
+	struct app *a = arg;
+	json_t *services = json_array();
+
+	if (a->dps)
+		json_array_append_new(services, json_string("dps"));
+	if (a->hub_running)
+		json_array_append_new(services, json_string("hub"));
+	/* The loop only runs once every listener is bound and the store and the
+	 * seed files are loaded, so answering at all means healthy. */
+	http_respond_json(r, 200, json_pack("{s:s, s:o, s:i, s:i}", "status", "ok", "services",
+					    services, "mqttPort", mqtt_server_port(a->mqtt),
+					    "httpsPort", http_server_port(a->http)));
+}
+
+static void on_signal(void *arg, int fd, uint32_t events)
+{
+	struct app *a = arg;
+	struct signalfd_siginfo si;
+	(void)events;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("main", "SIGHUP: reloading enrollment seed files");
+			if (a->dps)
+				dps_reload_seeds(a->dps);
+		} else {
+			log_info("main", "signal %u: shutting down", si.ssi_signo);
+			loop_stop(a->lp);
+		}
+	}
+}
+
+static int setup_signals(struct app *a)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return EMU_EIO;
+	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (a->sigfd < 0)
+		return EMU_EIO;
+	return loop_watch(a->lp, a->sigfd, EPOLLIN, on_signal, a);
+}
+
+struct names {
+	const char *v[32];
+	size_t n;
+	char store[32][256];
+};
+
+static void add_name(const char *item, void *arg)
+{
+	struct names *ns = arg;
+	if (ns->n < 32) {
+		snprintf(ns->store[ns->n], sizeof(ns->store[0]), "%s", item);
+		ns->v[ns->n] = ns->store[ns->n];
+		ns->n++;
+	}
+}
+
+static void print_banner(struct app *a)
+{
+	const struct cfg *c = &a->cfg;
+	int mport = mqtt_server_port(a->mqtt), hport = http_server_port(a->http);
+
+	fprintf(stderr,
+		"\n"
+		"dpsemu is running (services: %s)\n"
+		"  MQTT over TLS   %s:%d   (devices: DPS and hub)\n"
+		"  HTTPS           %s:%d   (device and service REST APIs, GET /health)\n"
+		"  hostname        %s   (server certificate names; the assignedHub DPS hands out)\n"
+		"  trust root      %s\n",
+		a->dps ? "dps" : "none", c->bind, mport, c->bind, hport, c->hostname, a->pki.server_ca);
+	if (c->run_dps)
+		fprintf(stderr,
+			"  ID scope        %s\n"
+			"  DPS service     HostName=%s;SharedAccessKeyName=provisioningserviceowner;"
+			"SharedAccessKey=%s\n",
+			c->id_scope, c->hostname, c->dps_key);
+	if (c->run_hub && a->hub_running)
+		fprintf(stderr,
+			"  hub service     HostName=%s;SharedAccessKeyName=iothubowner;"
+			"SharedAccessKey=%s\n",
+			c->hostname, c->hub_key);
+	fprintf(stderr, "  data            %s\n\n", c->data_dir);
+}
+
+static int app_start(struct app *a)
+{
+	struct names extra = { .n = 0 };
+	char path[1200];
+	int rc;
+
+	cfg_list_each(a->cfg.extra_names, add_name, &extra);
+	if ((rc = devpki_ensure(a->cfg.data_dir, a->cfg.hostname, extra.v, extra.n, &a->pki)))
+		return rc;
+	snprintf(path, sizeof(path), "%s/store", a->cfg.data_dir);
+	if ((rc = store_open(path, (size_t)a->cfg.store_map_mb, &a->st)))
+		return rc;
+	if ((rc = loop_new(&a->lp)) || (rc = setup_signals(a)))
+		return rc;
+	if ((rc = tls_ctx_new(a->pki.server_chain, a->pki.server_key, &a->ctx)))
+		return rc;
+	if ((rc = mqtt_server_new(a->lp, a->ctx, a->cfg.bind, a->cfg.mqtt_port,
+				  (size_t)a->cfg.max_mqtt_packet, &a->mqtt)) ||
+	    (rc = http_server_new(a->lp, a->ctx, a->cfg.bind, a->cfg.https_port,
+				  (size_t)a->cfg.max_http_body, &a->http)))
+		return rc;
+	if ((rc = http_route(a->http, "GET", "/health", on_health, a)))
+		return rc;
+	if ((rc = svcauth_new(&a->any_owner)))
+		return rc;
+	if (a->cfg.run_dps &&
+	    (rc = svcauth_add_policy(a->any_owner, "provisioningserviceowner", a->cfg.dps_key))) {
+		log_error("main", "DPSEMU_DPS_KEY is not valid base64");
+		return rc;
+	}
+	if (a->cfg.run_hub &&
+	    (rc = svcauth_add_policy(a->any_owner, "iothubowner", a->cfg.hub_key))) {
+		log_error("main", "DPSEMU_HUB_KEY is not valid base64");
+		return rc;
+	}
+	if ((rc = ca_registry_new(a->st, a->http, a->any_owner, &a->cas)))
+		return rc;
+	if (a->cfg.run_dps) {
+		struct dps_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt };
+		if ((rc = dps_new(&deps, &a->dps)))
+			return rc;
+	}
+	if (a->cfg.run_hub)
+		log_warn("main", "the hub service is not part of this version yet: only DPS runs");
+	return EMU_OK;
+}
+
+static void app_stop(struct app *a)
+{
+	dps_free(a->dps);
+	ca_registry_free(a->cas);
+	svcauth_free(a->any_owner);
+	http_server_free(a->http);
+	mqtt_server_free(a->mqtt);
+	SSL_CTX_free(a->ctx);
+	if (a->sigfd > 0)
+		close(a->sigfd);
+	loop_free(a->lp);
+	store_close(a->st);
+	cfg_free(&a->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct app a;
+	char why[512];
+	int help = 0, rc, level;
+
+	if (argc > 1 && strcmp(argv[1], "certs") == 0)
+		return certs_tool_main(argc - 1, argv + 1);
+	memset(&a, 0, sizeof(a));
+	a.sigfd = -1;
+	if (cfg_load(&a.cfg, argc, argv, &help, why, sizeof(why)) != EMU_OK) {
+		fprintf(stderr, "dpsemu: %s\n", why);
+		cfg_free(&a.cfg);
+		return 2;
+	}
+	if (help) {
+		cfg_print_help(stdout);
+		cfg_free(&a.cfg);
+		return 0;
+	}
+	level = log_level_parse(a.cfg.log_level);
+	if (level < 0) {
+		fprintf(stderr, "dpsemu: DPSEMU_LOG_LEVEL: '%s' is not debug, info, warn or error\n",
+			a.cfg.log_level);
+		cfg_free(&a.cfg);
+		return 2;
+	}
+	log_set_level((enum log_level)level);
+	rc = app_start(&a);
+	if (rc != EMU_OK) {
+		log_error("main", "start-up failed: %s", emu_strerror(rc));
+		app_stop(&a);
+		return 1;
+	}
+	print_banner(&a);
+	rc = loop_run(a.lp);
+	app_stop(&a);
+	log_info("main", "stopped");
+	return rc == EMU_OK ? 0 : 1;
+}
