@@ -7,6 +7,7 @@
  * $dps/registrations/res/{status}/?$rid={rid}[&retry-after=N] with $rid first
  * (some SDKs parse the topic positionally). */
 #include "dps/dps_internal.h"
+#include "dps/wire.h"
 
 #include "cfg.h"
 #include "clock.h"
@@ -15,66 +16,35 @@
 #include "log.h"
 #include "mqtt_codec.h"
 #include "mqtt_server.h"
-#include "query.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define REGISTER_PREFIX "$dps/registrations/PUT/iotdps-register/?"
-#define STATUS_PREFIX "$dps/registrations/GET/iotdps-get-operationstatus/?"
 #define RESPONSE_FILTER "$dps/registrations/res/#"
-#define RID_MAX 128
 
 struct dps_mqtt_session {
-	char registration_id[ENR_ID_MAX + 1];
-	char api_version[64];
+	char registration_id[DPS_WIRE_ID_MAX + 1];
+	char api_version[DPS_WIRE_API_MAX + 1];
 	char tracking[40];
 };
 
-/* Splits "{scope}/registrations/{id}/api-version=..." into its parts.
- * Returns EMU_OK or EMU_EINVAL. */
-static int parse_username(const char *u, char *scope, size_t slen, char *regid, size_t rlen,
-			  char *api, size_t alen)
-{
-	const char *ver = strstr(u, "/api-version="), *reg = strstr(u, "/registrations/");
-	size_t n;
-
-	if (!ver || !reg || reg > ver)
-		return EMU_EINVAL;
-	n = (size_t)(reg - u);
-	if (n == 0 || n >= slen)
-		return EMU_EINVAL;
-	memcpy(scope, u, n);
-	scope[n] = '\0';
-	reg += strlen("/registrations/");
-	n = (size_t)(ver - reg);
-	if (n == 0 || n >= rlen)
-		return EMU_EINVAL;
-	memcpy(regid, reg, n);
-	regid[n] = '\0';
-	ver += strlen("/api-version=");
-	n = strcspn(ver, "&");
-	snprintf(api, alen, "%.*s", (int)n, ver);
-	return EMU_OK;
-}
-
 static int dps_claims(void *arg, const struct mqtt_connect_info *ci)
 {
-	char scope[128], regid[ENR_ID_MAX + 1], api[64];
+	struct dps_username u;
 	(void)arg;
-	return parse_username(ci->username, scope, sizeof(scope), regid, sizeof(regid), api,
-			      sizeof(api)) == EMU_OK;
+	return dps_wire_parse_username(ci->username, &u) == EMU_OK;
 }
 
 static int dps_connect(void *arg, struct mqtt_session *s, const struct mqtt_connect_info *ci)
 {
 	struct dps *d = arg;
 	struct dps_mqtt_session *ds;
-	char scope[128], regid[ENR_ID_MAX + 1], api[64];
+	struct dps_username u;
+	const char *scope = u.scope, *regid = u.registration_id, *api = u.api_version;
 
-	parse_username(ci->username, scope, sizeof(scope), regid, sizeof(regid), api, sizeof(api));
+	dps_wire_parse_username(ci->username, &u);
 	if (strcmp(scope, d->cfg->id_scope) != 0) {
 		log_info("dps", "registration '%s' from %s refused at CONNECT: ID scope '%s' is not "
 			 "this DPS's scope '%s' (DPSEMU_ID_SCOPE)", regid, ci->peer, scope,
@@ -123,15 +93,9 @@ static void send_answer(struct mqtt_session *s, const char *rid, size_t rid_len,
 {
 	char topic[256];
 	char *body = ans->body ? json_dumps(ans->body, JSON_COMPACT) : NULL;
-	int n;
 
-	if (ans->retry_after >= 0)
-		n = snprintf(topic, sizeof(topic), "$dps/registrations/res/%d/?$rid=%.*s&retry-after=%d",
-			     ans->status, (int)rid_len, rid, ans->retry_after);
-	else
-		n = snprintf(topic, sizeof(topic), "$dps/registrations/res/%d/?$rid=%.*s", ans->status,
-			     (int)rid_len, rid);
-	if (n > 0 && (size_t)n < sizeof(topic) &&
+	if (dps_wire_response_topic(topic, sizeof(topic), ans->status, rid, rid_len,
+				    ans->retry_after) == EMU_OK &&
 	    mqtt_session_publish(s, topic, body ? body : "", body ? strlen(body) : 0, 1, NULL) ==
 		    EMU_ENOTFOUND)
 		log_info("dps", "registration '%s': answer dropped: the device is not subscribed to "
@@ -144,26 +108,23 @@ static int dps_publish(void *arg, struct mqtt_session *s, const char *topic,
 {
 	struct dps *d = arg;
 	struct dps_mqtt_session *ds = mqtt_session_data(s);
-	struct query_pair rid, opid;
+	struct dps_request_topic rt;
 	struct dps_answer ans;
-	const char *q;
-	int is_register = strncmp(topic, REGISTER_PREFIX, strlen(REGISTER_PREFIX)) == 0;
+	int rc = dps_wire_parse_request_topic(topic, &rt);
 	(void)qos;
 
-	if (!is_register && strncmp(topic, STATUS_PREFIX, strlen(STATUS_PREFIX)) != 0) {
+	if (rc == EMU_ENOTFOUND) {
 		log_info("dps", "registration '%s': publish to '%s' refused: not a DPS request topic",
 			 ds->registration_id, topic);
 		return EMU_EPROTO;
 	}
-	q = topic + strlen(is_register ? REGISTER_PREFIX : STATUS_PREFIX);
-	if (query_find(q, strlen(q), "$rid", false, &rid) != EMU_OK || !rid.value_len ||
-	    rid.value_len > RID_MAX) {
-		log_info("dps", "registration '%s': request '%s' has no usable $rid", ds->registration_id,
-			 topic);
+	if (rc != EMU_OK) {
+		log_info("dps", "registration '%s': request '%s' has no usable $rid or operationId",
+			 ds->registration_id, topic);
 		return EMU_EPROTO;
 	}
 	rand_uuid(ds->tracking);
-	if (is_register) {
+	if (rt.kind == DPS_REQ_REGISTER) {
 		struct dps_reg_request rq = {
 			.registration_id = ds->registration_id,
 			.leaf = mqtt_session_peer_leaf(s),
@@ -176,13 +137,9 @@ static int dps_publish(void *arg, struct mqtt_session *s, const char *topic,
 		};
 		dps_register(d, &rq, &ans);
 	} else {
-		char id[64] = "";
-		if (query_find(q, strlen(q), "operationId", false, &opid) == EMU_OK &&
-		    opid.value_len < sizeof(id))
-			snprintf(id, sizeof(id), "%.*s", (int)opid.value_len, opid.value);
-		dps_operation_status(d, ds->registration_id, id, ds->tracking, &ans);
+		dps_operation_status(d, ds->registration_id, rt.operation_id, ds->tracking, &ans);
 	}
-	send_answer(s, rid.value, rid.value_len, &ans);
+	send_answer(s, rt.rid, rt.rid_len, &ans);
 	dps_answer_free(&ans);
 	return EMU_OK;
 }
