@@ -27,7 +27,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRCS))
 
-.PHONY: all deps test-deps run test unit fuzz-replay integ sdk lint format-check clean
+.PHONY: all deps test-deps run test unit fuzz fuzz-replay integ sdk lint format-check clean
 all: $(BIN) $(TOOLS)
 
 deps:
@@ -61,6 +61,19 @@ $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBFILES) | test-deps
 $(BUILD)/fuzz/%-replay: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(LIBFILES)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+# libFuzzer builds (clang): make fuzz FUZZ_SECONDS=60 runs each target that long.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+fuzz:
+	@set -e; mkdir -p $(BUILD)/libfuzzer; for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); c=tests/fuzz/corpus/$${n#fuzz_}; \
+		$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Icommon -D_GNU_SOURCE \
+			$$f $(filter-out main.c,$(wildcard common/*.c dps/wire.c)) \
+			-o $(BUILD)/libfuzzer/$$n $(LIBS); \
+		mkdir -p $(BUILD)/libfuzzer/$$n-corpus; \
+		$(BUILD)/libfuzzer/$$n -max_total_time=$(FUZZ_SECONDS) $(BUILD)/libfuzzer/$$n-corpus $$c; \
+	done
 
 run: $(BIN)
 	$(BIN)

@@ -17,11 +17,12 @@ void clock_iso8601_now(char out[32])
 {
 	struct timespec ts;
 	struct tm tm;
+	char date[24];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%07ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 100);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%.20s.%07ldZ", date, (long)(ts.tv_nsec / 100) % 10000000);
 }
 
 void clock_iso8601(time_t t, char out[32])
@@ -29,8 +30,7 @@ void clock_iso8601(time_t t, char out[32])
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int rand_bytes(void *out, size_t n)
