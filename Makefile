@@ -108,4 +108,6 @@ format-check:
 clean:
 	rm -rf build
 
+.SECONDARY:
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
