@@ -24,6 +24,8 @@ BIN := $(BUILD)/dpsemu
 TOOLS := $(BUILD)/tools/dps-device
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+# Shared test helpers (certificates made at run time, ...) linked into every unit test.
+UNIT_SUPPORT := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c)))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRCS))
 
@@ -52,9 +54,9 @@ $(BIN): $(BUILD)/main.o $(LIBFILES)
 $(BUILD)/tools/dps-device: $(BUILD)/tools/dps_device.o | test-deps
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lmosquitto -lssl -lcrypto -ljansson
 
-$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(LIBFILES) | test-deps
+$(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_SUPPORT) $(LIBFILES) | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBFILES) $(LIBS) -lcmocka
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_SUPPORT) $(LIBFILES) $(LIBS) -lcmocka
 
 # Fuzz targets are built as replayers (a small main that feeds every corpus
 # file) so `make test` runs them without clang; `make fuzz` builds libFuzzer.
