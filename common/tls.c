@@ -49,6 +49,7 @@ struct tls_conn {
 	uint32_t events;   /* currently watched */
 	uint64_t deadline;
 	struct loop_timer *resume; /* pending re-read after tls_conn_pause(c, 0) */
+	struct loop_timer *reap;   /* pending close decided outside the connection's event */
 	struct buf out;
 	X509 *leaf;
 	void *data;
@@ -129,6 +130,7 @@ static void conn_destroy(struct tls_conn *c)
 			s->h.on_close(s->arg, c);
 	}
 	loop_timer_cancel(s->lp, c->resume);
+	loop_timer_cancel(s->lp, c->reap);
 	loop_unwatch(s->lp, c->fd);
 	if (c->ssl)
 		SSL_free(c->ssl);
@@ -180,6 +182,32 @@ static void conn_check_done(struct tls_conn *c)
 		conn_destroy(c);
 	else if (!c->dead)
 		conn_watch(c);
+}
+
+static void conn_reap(void *arg)
+{
+	struct tls_conn *c = arg;
+
+	c->reap = NULL;
+	conn_check_done(c);
+}
+
+/* After a call made outside this connection's own event handler (another
+ * connection's request writing to it, a timer): write what the socket takes
+ * now; if the connection has to go, destroy it on the loop's next turn, never
+ * inside the caller's stack, which may hold pointers that on_close frees. */
+static void conn_settle(struct tls_conn *c)
+{
+	if (c->busy)
+		return; /* the event handler running now settles it */
+	if (!c->dead && (c->out.len || c->want_write) && conn_flush(c) != EMU_OK)
+		c->dead = 1;
+	if (c->dead || (c->closing && !c->out.len && !c->want_write)) {
+		if (!c->reap)
+			c->reap = loop_timer_add(c->srv->lp, 0, conn_reap, c);
+	} else {
+		conn_watch(c);
+	}
 }
 
 static void log_handshake_failure(struct tls_conn *c, int err)
@@ -458,15 +486,10 @@ int tls_conn_send(struct tls_conn *c, const void *p, size_t n)
 			 c->out.len);
 		c->out.len = 0;
 		c->dead = 1;
-		conn_check_done(c);
+		conn_settle(c);
 		return rc;
 	}
-	if (!c->busy) {
-		/* Called from outside this connection's event: write now. */
-		if (conn_flush(c) != EMU_OK)
-			c->dead = 1;
-		conn_check_done(c);
-	}
+	conn_settle(c);
 	return EMU_OK;
 }
 
@@ -476,11 +499,7 @@ void tls_conn_close(struct tls_conn *c, const char *reason)
 		return;
 	log_debug(c->srv->name, "%s: closing: %s", c->peer, reason);
 	c->closing = 1;
-	if (!c->busy) {
-		if (conn_flush(c) != EMU_OK)
-			c->dead = 1;
-		conn_check_done(c);
-	}
+	conn_settle(c);
 }
 
 int tls_conn_closing(const struct tls_conn *c)
