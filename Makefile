@@ -15,7 +15,7 @@ LDFLAGS_ALL := $(LDFLAGS) $(if $(SANITIZE),-fsanitize=$(SANITIZE),)
 LIBS := -lmicrohttpd -llmdb -ljansson -lssl -lcrypto
 
 # One static library per source folder, linked in dependency order (top first).
-LIBDIRS := dps enrollments certs common
+LIBDIRS := dps hub-sim enrollments certs common
 lib_srcs = $(wildcard $(1)/*.c)
 lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
 LIBFILES := $(foreach d,$(LIBDIRS),$(BUILD)/lib$(d).a)
