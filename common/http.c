@@ -51,6 +51,7 @@ struct http_server {
 	int nroutes;
 	struct bridge **by_mhd_fd; /* indexed by libmicrohttpd's socket */
 	int nby;
+	struct http_req *suspended; /* requests waiting for an answer */
 };
 
 struct http_req {
@@ -61,6 +62,10 @@ struct http_req {
 	struct buf body;
 	int too_big;
 	int responded;
+	int suspended;                 /* waiting for http_respond from outside the handler */
+	struct MHD_Response *pending;  /* answer made while suspended, queued on resume */
+	unsigned int pending_status;
+	struct http_req *susp_prev, *susp_next;
 	char *params[MAX_PARAMS];
 	int nparams;
 	char id[37];
@@ -294,7 +299,7 @@ static void dispatch(struct http_req *r)
 			}
 		r->nparams = np;
 		rt->h(rt->arg, r);
-		if (!r->responded)
+		if (!r->responded && !r->suspended)
 			http_respond_error(r, 500, 500000, "handler gave no answer");
 		return;
 	}
@@ -340,7 +345,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (r->responded)
+	if (r->pending) {
+		/* Resumed: the answer was made while the request was suspended. */
+		MHD_queue_response(mc, r->pending_status, r->pending);
+		MHD_destroy_response(r->pending);
+		r->pending = NULL;
+		return MHD_YES;
+	}
+	if (r->responded || r->suspended)
 		return MHD_YES;
 	if (r->too_big)
 		http_respond_error(r, 413, 413000, "request body exceeds the limit of %zu bytes",
@@ -360,6 +372,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 
 	if (!r)
 		return;
+	if (r->pending)
+		MHD_destroy_response(r->pending);
 	for (int i = 0; i < r->nparams; i++)
 		free(r->params[i]);
 	for (int i = 0; i < r->nhdrs; i++) {
@@ -458,6 +472,10 @@ void http_server_free(struct http_server *s)
 {
 	if (!s)
 		return;
+	/* libmicrohttpd must not be stopped with suspended connections. */
+	while (s->suspended)
+		http_respond_error(s->suspended, 503, 503000, "the emulator is shutting down");
+	MHD_run(s->mhd);
 	tls_server_free(s->tls);
 	loop_unwatch(s->lp, s->mhd_epoll_fd);
 	MHD_stop_daemon(s->mhd);
@@ -528,6 +546,19 @@ const char *http_req_id(const struct http_req *r)
 	return r->id;
 }
 
+void http_req_suspend(struct http_req *r)
+{
+	if (r->responded || r->suspended)
+		return;
+	r->suspended = 1;
+	r->susp_prev = NULL;
+	r->susp_next = r->srv->suspended;
+	if (r->susp_next)
+		r->susp_next->susp_prev = r;
+	r->srv->suspended = r;
+	MHD_suspend_connection(r->mc);
+}
+
 int http_resp_header(struct http_req *r, const char *name, const char *value)
 {
 	if (r->nhdrs == MAX_RESP_HEADERS)
@@ -559,8 +590,21 @@ void http_respond(struct http_req *r, int status, const char *content_type, cons
 	MHD_add_response_header(resp, "x-ms-request-id", r->id);
 	for (int i = 0; i < r->nhdrs; i++)
 		MHD_add_response_header(resp, r->hdr_names[i], r->hdr_values[i]);
-	MHD_queue_response(r->mc, (unsigned int)status, resp);
-	MHD_destroy_response(resp);
+	if (r->suspended) {
+		r->suspended = 0;
+		if (r->susp_prev)
+			r->susp_prev->susp_next = r->susp_next;
+		else
+			r->srv->suspended = r->susp_next;
+		if (r->susp_next)
+			r->susp_next->susp_prev = r->susp_prev;
+		r->pending = resp;
+		r->pending_status = (unsigned int)status;
+		MHD_resume_connection(r->mc);
+	} else {
+		MHD_queue_response(r->mc, (unsigned int)status, resp);
+		MHD_destroy_response(resp);
+	}
 	log_debug("https", "%s %s %s -> %d", http_req_peer(r), r->method, r->path, status);
 }
 

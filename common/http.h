@@ -55,6 +55,13 @@ const char *http_req_peer(const struct http_req *r);
  * error bodies. */
 const char *http_req_id(const struct http_req *r);
 
+/* Keeps the request open after the handler returns: answer it later, from a
+ * timer or another connection's event, with one of the http_respond* calls
+ * (which resume it). Other traffic goes on meanwhile. The request stays valid
+ * until it is answered; the caller needs its own deadline, as a client that
+ * leaves while suspended is not noticed. Call only from inside the handler. */
+void http_req_suspend(struct http_req *r);
+
 /* Adds a response header for the answer to come. Returns EMU_OK or EMU_ENOMEM. */
 int http_resp_header(struct http_req *r, const char *name, const char *value);
 /* Answers with a body of the given content type (copied). */
