@@ -1,5 +1,7 @@
 #include "mqtt_codec.h"
 
+#include "textenc.h"
+
 #include "err.h"
 
 #include <string.h>
@@ -55,52 +57,6 @@ static int rd_str(struct reader *r, struct mqtt_str *s, const char *why)
 	s->len = n;
 	r->pos += n;
 	return EMU_OK;
-}
-
-/* MQTT UTF-8: well-formed (no overlong forms, no surrogates, <= U+10FFFF) and
- * without U+0000 (MQTT 3.1.1 section 1.5.3). */
-static bool utf8_valid(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		uint32_t cp;
-		size_t need, k;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i - 1 < need)
-			return false;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-			return false;
-		if (need == 3 && (cp < 0x10000 || cp > 0x10ffff))
-			return false;
-		i += need + 1;
-	}
-	return true;
 }
 
 static bool has_wildcard(const char *s, size_t n)

@@ -2,6 +2,7 @@
 #ifndef DPSEMU_TEXTENC_H
 #define DPSEMU_TEXTENC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Base64-encodes n bytes into a new NUL-terminated string (no line breaks).
@@ -20,5 +21,10 @@ void hex_encode(const unsigned char *p, size_t n, int upper, char *out);
 long url_decode(const char *s, size_t slen, char *out);
 /* Percent-encodes everything but unreserved characters (RFC 3986) into a new string. */
 char *url_encode(const char *s);
+
+/* True if s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF) without U+0000: MQTT's rule for strings, and what
+ * can travel as a JSON string. */
+bool utf8_valid(const char *s, size_t n);
 
 #endif
