@@ -11,6 +11,7 @@
 #define HUB_DEVICE_ID_MAX 128
 
 struct svcauth;
+struct http_req;
 struct mqtt_session;
 struct hub_conn;
 
@@ -30,6 +31,8 @@ struct hub {
 	void *issuing_chain;      /* STACK_OF(X509) * trusted for CA-signed devices, or NULL */
 	struct hub_method_call *calls; /* direct methods waiting for a device (methods.c) */
 	uint32_t next_method_rid;
+	struct hub_waiter *waiters;    /* telemetry readers waiting for a message (telemetry.c) */
+	int telemetry_keep;            /* messages kept per device */
 };
 
 /* --- registry.c: the device identity registry ------------------------------ */
@@ -63,6 +66,36 @@ void hub_conn_close(struct hub *h, const char *device_id, const char *reason);
 /* Pushes a desired-properties patch (with "$version") to the device if it is
  * connected and subscribed. */
 void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *patch, int64_t version);
+
+/* --- errors.c: the hub's error answers ------------------------------------ */
+
+/* Answers with the IoT Hub error envelope the service SDKs parse:
+ * header iothub-errorcode: <code>, body {"Message":"ErrorCode:<code>;<text>",
+ * "ExceptionMessage":"Tracking ID:<id>-TimeStamp:<ts>"}, and logs the reason.
+ * code is Azure's name ("DeviceNotFound", "DeviceAlreadyExists",
+ * "PreconditionFailed", "ArgumentInvalid", "IotHubUnauthorizedAccess", ...). */
+void hub_respond_error(struct http_req *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Direct-method failures nest a JSON error in Message: {"errorCode":404103,
+ * "trackingId","message","info":{},"timestampUtc"} (what the SDKs expect). */
+void hub_respond_method_error(struct http_req *r, int status, int error_code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Checks the iothubowner SAS; on failure answers 401 in the hub's envelope. */
+int hub_require_auth(struct hub *h, struct http_req *r);
+
+/* --- telemetry.c: what devices sent, kept for tests to read ---------------- */
+
+/* Appends a device-to-cloud message to the device's log in txn (bounded: the
+ * oldest beyond telemetry_keep is dropped). properties/system_properties are
+ * borrowed JSON objects (may be NULL). *seq receives its sequence number. */
+int hub_telemetry_add(struct hub *h, struct store_txn *txn, const char *device_id,
+		      const char *module_id, const void *body, size_t len, const json_t *properties,
+		      const json_t *system_properties, int64_t *seq);
+/* After the commit: answers readers waiting for this device's messages. */
+void hub_telemetry_notify(struct hub *h, const char *device_id);
+int hub_telemetry_init(struct hub *h, struct http_server *http);
+/* Answers every waiting reader (shutdown). */
+void hub_telemetry_cancel_waiters(struct hub *h);
 
 /* Route registration of each module. */
 int hub_mqtt_init(struct hub *h, struct mqtt_server *mqtt);
