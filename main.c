@@ -10,6 +10,7 @@
 #include "dps/dps.h"
 #include "err.h"
 #include "http.h"
+#include "hub-sim/hub.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt_server.h"
@@ -36,7 +37,7 @@ struct app {
 	struct svcauth *any_owner; /* DPS or hub owner key: for /certificates */
 	struct ca_registry *cas;
 	struct dps *dps;
-	int hub_running; /* the hub service arrives in a later version */
+	struct hub *hub;
 	int sigfd;
 };
 
@@ -47,7 +48,7 @@ static void on_health(void *arg, struct http_req *r)
 
 	if (a->dps)
 		json_array_append_new(services, json_string("dps"));
-	if (a->hub_running)
+	if (a->hub)
 		json_array_append_new(services, json_string("hub"));
 	/* The loop only runs once every listener is bound and the store and the
 	 * seed files are loaded, so answering at all means healthy. */
@@ -114,19 +115,20 @@ static void print_banner(struct app *a)
 
 	fprintf(stderr,
 		"\n"
-		"dpsemu is running (services: %s)\n"
+		"dpsemu is running (services: %s%s%s)\n"
 		"  MQTT over TLS   %s:%d   (devices: DPS and hub)\n"
 		"  HTTPS           %s:%d   (device and service REST APIs, GET /health)\n"
 		"  hostname        %s   (server certificate names; the assignedHub DPS hands out)\n"
 		"  trust root      %s\n",
-		a->dps ? "dps" : "none", c->bind, mport, c->bind, hport, c->hostname, a->pki.server_ca);
+		a->dps ? "dps" : "", a->dps && a->hub ? "," : "", a->hub ? "hub" : "", c->bind,
+		mport, c->bind, hport, c->hostname, a->pki.server_ca);
 	if (c->run_dps)
 		fprintf(stderr,
 			"  ID scope        %s\n"
 			"  DPS service     HostName=%s;SharedAccessKeyName=provisioningserviceowner;"
 			"SharedAccessKey=%s\n",
 			c->id_scope, c->hostname, c->dps_key);
-	if (c->run_hub && a->hub_running)
+	if (a->hub)
 		fprintf(stderr,
 			"  hub service     HostName=%s;SharedAccessKeyName=iothubowner;"
 			"SharedAccessKey=%s\n",
@@ -176,14 +178,18 @@ static int app_start(struct app *a)
 		if ((rc = dps_new(&deps, &a->dps)))
 			return rc;
 	}
-	if (a->cfg.run_hub)
-		log_warn("main", "the hub service is not part of this version yet: only DPS runs");
+	if (a->cfg.run_hub) {
+		struct hub_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt, NULL };
+		if ((rc = hub_new(&deps, &a->hub)))
+			return rc;
+	}
 	return EMU_OK;
 }
 
 static void app_stop(struct app *a)
 {
 	dps_free(a->dps);
+	hub_free(a->hub);
 	ca_registry_free(a->cas);
 	svcauth_free(a->any_owner);
 	http_server_free(a->http);

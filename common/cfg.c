@@ -51,6 +51,13 @@ static const struct opt opts[] = {
 	{ "max-http-body", I(max_http_body), "1048576", 1024, 67108864,
 	  "largest HTTP request body accepted, in bytes" },
 	{ "store-map-mb", I(store_map_mb), "1024", 16, 1048576, "LMDB map size in MiB" },
+	{ "hub-require-cn", I(hub_require_cn), "1", 0, 1,
+	  "1: every X.509 device needs CN = device id; 0: Azure's rule (thumbprint devices are "
+	  "matched by thumbprint alone)" },
+	{ "telemetry-keep", I(telemetry_keep), "1000", 1, 1000000,
+	  "telemetry messages kept per device for GET /_emulator/telemetry" },
+	{ "c2d-queue-max", I(c2d_queue_max), "50", 1, 10000,
+	  "cloud-to-device messages queued per device (Azure allows 50)" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

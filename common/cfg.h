@@ -32,6 +32,9 @@ struct cfg {
 	int max_mqtt_packet;   /* bytes */
 	int max_http_body;     /* bytes */
 	int store_map_mb;
+	int hub_require_cn;    /* thumbprint devices too need CN = device id */
+	int telemetry_keep;    /* messages kept per device for the observation API */
+	int c2d_queue_max;     /* cloud-to-device messages queued per device */
 };
 
 /* Fills cfg from defaults, the environment and argv (argv[0] is skipped).

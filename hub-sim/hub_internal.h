@@ -55,6 +55,33 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
  * from the live connection table. New reference. */
 json_t *hub_registry_view(struct hub *h, const json_t *device);
 
+/* Checks a device id: 1..HUB_DEVICE_ID_MAX ASCII letters, digits and
+ * - . + % _ # * ? ! ( ) , = @ $ ' : ; (case-sensitive). Returns EMU_OK or
+ * EMU_EINVAL with the offending character in why (why may be NULL). */
+int hub_device_id_valid(const char *id, char *why, size_t whylen);
+
+/* Deletes a device and its twin in txn, then closes its connection
+ * (hub_conn_close, "device deleted"). if_match NULL, "" or "*" deletes
+ * unconditionally; an etag must match (quotes and W/ ignored). Returns EMU_OK,
+ * EMU_ENOTFOUND, EMU_EPRECOND (why says so) or EMU_ESTORE. hub_registry_put
+ * likewise calls hub_conn_close ("device disabled") when a device goes from
+ * enabled to disabled; both call it with txn still open, so it must not open a
+ * store transaction of its own. */
+int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device_id,
+			const char *if_match, char *why, size_t whylen);
+
+/* Calls cb for each stored device in id order, starting after the id `after`
+ * (NULL = from the first). device is borrowed for the call. Stops when cb returns
+ * non-zero and returns that value; 0 after the last; a negative emu_err when the
+ * store fails. Records that are not JSON objects are skipped (logged). */
+typedef int (*hub_registry_cb)(const char *device_id, const json_t *device, void *arg);
+int hub_registry_foreach(struct hub *h, struct store_txn *txn, const char *after,
+			 hub_registry_cb cb, void *arg);
+
+/* Device counts {"totalDeviceCount","enabledDeviceCount","disabledDeviceCount"}
+ * (new reference in *out). EMU_OK, EMU_ENOMEM or a store error. */
+int hub_registry_stats(struct hub *h, struct store_txn *txn, json_t **out);
+
 /* --- device_mqtt.c: connected devices ------------------------------------- */
 
 /* True when device_id has an open MQTT connection. */
@@ -96,6 +123,48 @@ void hub_telemetry_notify(struct hub *h, const char *device_id);
 int hub_telemetry_init(struct hub *h, struct http_server *http);
 /* Answers every waiting reader (shutdown). */
 void hub_telemetry_cancel_waiters(struct hub *h);
+
+/* --- c2d.c: cloud-to-device queues ---------------------------------------- */
+
+/* Sends the device's queued messages it does not have yet (it is connected
+ * and subscribed to devicebound). */
+void hub_c2d_deliver(struct hub *h, struct hub_conn *c);
+/* The device acknowledged packet_id: the message is complete (deleted). */
+void hub_c2d_acked(struct hub *h, struct hub_conn *c, uint16_t packet_id);
+int hub_c2d_init(struct hub *h, struct http_server *http);
+
+/* --- methods.c: direct methods -------------------------------------------- */
+
+/* The device subscribed to methods: send it the invocations waiting for it. */
+void hub_methods_device_online(struct hub *h, struct hub_conn *c);
+/* The device answered invocation rid with status and a JSON (or empty) body. */
+void hub_methods_device_response(struct hub *h, struct hub_conn *c, const char *rid,
+				 size_t rid_len, int status, const unsigned char *payload,
+				 size_t len);
+int hub_methods_init(struct hub *h, struct http_server *http);
+/* Fails every pending invocation (shutdown). */
+void hub_methods_cancel(struct hub *h);
+
+/* --- device_mqtt.c: per-connection state, shared with c2d.c and methods.c -- */
+
+#define HUB_C2D_INFLIGHT 8
+
+struct hub_conn {
+	struct hub *h;
+	struct hub_conn *prev, *next;
+	struct mqtt_session *s;
+	char device_id[HUB_DEVICE_ID_MAX + 1];
+	char module_id[HUB_DEVICE_ID_MAX + 1];
+	int sub_c2d, sub_twin, sub_desired, sub_methods;
+	struct loop_timer *after_subscribe; /* deliver C2D / methods once SUBACK is out */
+	struct {
+		uint16_t packet_id;            /* 0 = free slot */
+		char key[HUB_DEVICE_ID_MAX + 32];
+	} inflight[HUB_C2D_INFLIGHT];
+};
+
+/* The connection of device_id (device connections only), or NULL. */
+struct hub_conn *hub_conn_find(struct hub *h, const char *device_id);
 
 /* Route registration of each module. */
 int hub_mqtt_init(struct hub *h, struct mqtt_server *mqtt);
