@@ -174,7 +174,8 @@ static int app_start(struct app *a)
 	if ((rc = ca_registry_new(a->st, a->http, a->any_owner, &a->cas)))
 		return rc;
 	if (a->cfg.run_dps) {
-		struct dps_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt };
+		struct dps_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt,
+					 a->pki.server_ca, a->cfg.run_hub };
 		if ((rc = dps_new(&deps, &a->dps)))
 			return rc;
 	}

@@ -6,6 +6,7 @@
 #include "loop.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,8 @@ struct http_client {
 	CURLM *multi;
 	struct loop_timer *timer;
 	char *ca_file;
-	struct http_call *calls; /* in flight */
+	struct curl_slist *resolve; /* host:port:address overrides */
+	struct http_call *calls;    /* in flight */
 };
 
 struct http_call {
@@ -177,8 +179,22 @@ void http_client_free(struct http_client *c)
 	loop_timer_cancel(c->lp, c->timer);
 	if (c->multi)
 		curl_multi_cleanup(c->multi);
+	curl_slist_free_all(c->resolve);
 	free(c->ca_file);
 	free(c);
+}
+
+int http_client_resolve(struct http_client *c, const char *host, int port, const char *address)
+{
+	char entry[512];
+	struct curl_slist *l;
+
+	snprintf(entry, sizeof(entry), "%s:%d:%s", host, port, address);
+	l = curl_slist_append(c->resolve, entry);
+	if (!l)
+		return EMU_ENOMEM;
+	c->resolve = l;
+	return EMU_OK;
 }
 
 int http_client_request(struct http_client *c, const char *method, const char *url,
@@ -218,6 +234,8 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 	curl_easy_setopt(call->easy, CURLOPT_PROTOCOLS_STR, "https");
 	if (c->ca_file)
 		curl_easy_setopt(call->easy, CURLOPT_CAINFO, c->ca_file);
+	if (c->resolve)
+		curl_easy_setopt(call->easy, CURLOPT_RESOLVE, c->resolve);
 	call->next = c->calls;
 	if (c->calls)
 		c->calls->prev = call;

@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "enrollments/seed.h"
 #include "err.h"
+#include "http_client.h"
 #include "log.h"
 #include "svcauth.h"
 
@@ -101,6 +102,19 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	d->st = deps->st;
 	d->cas = deps->cas;
 	cfg_list_each(d->cfg->linked_hubs, add_linked_hub, d);
+	d->hub_port = d->cfg->https_port;
+	if ((rc = http_client_new(d->lp, deps->ca_file, &d->hub_client)))
+		goto fail;
+	if (deps->hub_in_process) {
+		/* Our own hub listens on the bind address, whatever names it has. */
+		const char *addr = strcmp(d->cfg->bind, "0.0.0.0") == 0 ? "127.0.0.1"
+				   : strcmp(d->cfg->bind, "::") == 0	 ? "::1"
+									 : d->cfg->bind;
+		for (int i = 0; i < d->nlinked && rc == EMU_OK; i++)
+			rc = http_client_resolve(d->hub_client, d->linked_hubs[i], d->hub_port, addr);
+		if (rc)
+			goto fail;
+	}
 	if ((rc = store_table_open(d->st, "registrations", &d->registrations)) ||
 	    (rc = store_table_open(d->st, "operations", &d->operations)) ||
 	    (rc = enr_store_new(d->st, NULL, &d->es)) || (rc = svcauth_new(&d->auth)))
@@ -128,6 +142,7 @@ void dps_free(struct dps *d)
 {
 	if (!d)
 		return;
+	http_client_free(d->hub_client);
 	enr_list_free(d->groups);
 	enr_store_free(d->es);
 	svcauth_free(d->auth);

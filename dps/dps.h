@@ -19,6 +19,8 @@ struct dps_deps {
 	struct ca_registry *cas;
 	struct http_server *http;
 	struct mqtt_server *mqtt;
+	const char *ca_file;  /* trust for calls to the hubs (their server CA) */
+	int hub_in_process;   /* the hub runs in this process: reach it via the bind address */
 };
 
 /* Opens DPS's tables, loads the seed enrollments (DPSEMU_ENROLLMENTS_DIR) and

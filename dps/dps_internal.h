@@ -13,6 +13,7 @@
 #define DPS_HUB_NAME_MAX 256
 
 struct svcauth;
+struct http_client;
 
 /* A service-API route argument: which kind of enrollment it serves. */
 struct dps_kind_route {
@@ -33,6 +34,8 @@ struct dps {
 	char linked_hubs[DPS_MAX_LINKED_HUBS][DPS_HUB_NAME_MAX];
 	int nlinked;
 	struct dps_kind_route kind_routes[2]; /* indexed by enum enr_kind */
+	struct http_client *hub_client;      /* calls to the hubs' service APIs */
+	int hub_port;                        /* HTTPS port of the linked hubs */
 };
 
 /* The answer to a device request, the same for MQTT and HTTPS. */
@@ -66,6 +69,15 @@ void dps_answer_error(struct dps_answer *ans, int status, int error_code, const 
 void dps_answer_free(struct dps_answer *ans);
 /* The current parsed enrollment groups (rebuilt after writes). Borrowed. */
 struct enr_list *dps_groups(struct dps *d);
+
+/* hub_link.c: creates or updates the device in its hub (and applies the
+ * enrollment's initialTwin when apply_twin), then calls done(arg, ok, why)
+ * from the loop. Returns EMU_OK when started (done will be called), or an
+ * error (done will not be called). */
+typedef void (*dps_hub_done_fn)(void *arg, int ok, const char *why);
+int dps_hub_sync(struct dps *d, const char *hub, const char *device_id,
+		 const struct enrollment *e, X509 *leaf, int apply_twin, dps_hub_done_fn done,
+		 void *arg);
 
 /* Transports and the service API register themselves. */
 int dps_mqtt_init(struct dps *d, struct mqtt_server *mqtt);

@@ -27,6 +27,7 @@
 #define ERR_BAD_REQUEST 400004
 #define ERR_UNAUTHORIZED 401002
 #define ERR_NO_HUB 400208
+#define ERR_HUB_UNAUTHORIZED 400209
 #define ERR_CUSTOM_ALLOCATION 400207
 #define ERR_NOT_FOUND 404203
 #define ERR_INTERNAL 500000
@@ -269,6 +270,105 @@ static json_t *build_state(struct dps *d, const struct dps_reg_request *rq,
 	return st;
 }
 
+/* The operation record: what polls of operation opid answer. */
+static json_t *operation_record(const char *opid, const char *key, const json_t *state)
+{
+	return json_pack("{s:s, s:o, s:I}", "registrationKey", key, "result",
+			 json_pack("{s:s, s:s, s:o}", "operationId", opid, "status",
+				   json_string_value(json_object_get(state, "status")),
+				   "registrationState", device_state(state)),
+			 "created", (json_int_t)time(NULL));
+}
+
+/* Commits the outcome: the operation and, when save_state, the registration. */
+static int save_outcome(struct dps *d, const char *opid, const char *key, const json_t *state,
+			int save_state)
+{
+	struct store_txn *txn = NULL;
+	json_t *op = operation_record(opid, key, state);
+	int rc = EMU_ENOMEM;
+
+	if (op && (rc = store_txn_begin(d->st, 1, &txn)) == EMU_OK) {
+		if ((save_state && (rc = store_put_json(txn, d->registrations, key, state))) ||
+		    (rc = store_put_json(txn, d->operations, opid, op)))
+			store_txn_abort(txn);
+		else
+			rc = store_txn_commit(txn);
+	}
+	json_decref(op);
+	return rc;
+}
+
+struct assignment {
+	struct dps *d;
+	char opid[64];
+	char key[ENR_ID_MAX + 1];
+	json_t *state;
+};
+
+static void assignment_done(void *arg, int ok, const char *why)
+{
+	struct assignment *a = arg;
+	const char *regid = json_string_value(json_object_get(a->state, "registrationId"));
+
+	if (ok) {
+		log_info("dps", "registration '%s': assigned to %s as device '%s'", regid,
+			 json_string_value(json_object_get(a->state, "assignedHub")),
+			 json_string_value(json_object_get(a->state, "deviceId")));
+	} else {
+		json_object_del(a->state, "assignedHub");
+		json_object_del(a->state, "deviceId");
+		json_object_del(a->state, "substatus");
+		json_object_set_new(a->state, "status", json_string("failed"));
+		json_object_set_new(a->state, "errorCode", json_integer(ERR_HUB_UNAUTHORIZED));
+		json_object_set_new(a->state, "errorMessage", json_string(why));
+		log_info("dps", "registration '%s' failed: %d %s", regid, ERR_HUB_UNAUTHORIZED, why);
+	}
+	if (save_outcome(a->d, a->opid, a->key, a->state, 1) != EMU_OK)
+		log_error("dps", "registration '%s': storage error saving the outcome", regid);
+	json_decref(a->state);
+	free(a);
+}
+
+/* Commits the operation as "assigning" and starts registering the device in
+ * its hub; assignment_done records the outcome. */
+static int start_assignment(struct dps *d, const char *opid, const char *key, json_t *state,
+			    const json_t *old, const struct enrollment *e, X509 *leaf)
+{
+	const char *old_status = json_string_value(json_object_get(old, "status"));
+	const char *substatus = json_string_value(json_object_get(state, "substatus"));
+	json_t *pending = json_pack("{s:s, s:s}", "registrationId",
+				    json_string_value(json_object_get(state, "registrationId")),
+				    "status", "assigning");
+	struct assignment *a = calloc(1, sizeof(*a));
+	int first = !old_status || strcmp(old_status, "assigned") != 0;
+	int rc = EMU_ENOMEM;
+
+	if (!a || !pending)
+		goto fail;
+	a->d = d;
+	snprintf(a->opid, sizeof(a->opid), "%s", opid);
+	snprintf(a->key, sizeof(a->key), "%s", key);
+	a->state = json_incref(state);
+	if ((rc = save_outcome(d, opid, key, pending, 0)) != EMU_OK)
+		goto fail;
+	/* The initial twin applies to a new device and to a data reset. */
+	rc = dps_hub_sync(d, json_string_value(json_object_get(state, "assignedHub")),
+			  json_string_value(json_object_get(state, "deviceId")), e, leaf,
+			  first || (substatus && strcmp(substatus, "deviceDataReset") == 0),
+			  assignment_done, a);
+	if (rc == EMU_OK) {
+		json_decref(pending);
+		return EMU_OK;
+	}
+fail:
+	if (a)
+		json_decref(a->state);
+	free(a);
+	json_decref(pending);
+	return rc;
+}
+
 /* Validates the register body. Returns EMU_OK (with *payload and *csr set,
  * borrowed from *doc) or answers 400 and returns EMU_EINVAL. */
 static int parse_body(const struct dps_reg_request *rq, json_t **doc, json_t **payload,
@@ -315,7 +415,7 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	struct enrollment *individual = NULL;
 	struct enr_list *groups;
 	struct store_txn *txn = NULL;
-	json_t *doc = NULL, *payload = NULL, *old = NULL, *state = NULL, *op = NULL;
+	json_t *doc = NULL, *payload = NULL, *old = NULL, *state = NULL;
 	char key[ENR_ID_MAX + 1], why[256], opid[64];
 	int has_csr = 0, failed = 0;
 
@@ -372,34 +472,21 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 		}
 		state = build_state(d, rq, m.enrollment, old, payload, &failed);
 	}
-	op = json_pack("{s:s, s:o, s:I}", "registrationKey", key, "result",
-		       json_pack("{s:s, s:s, s:o}", "operationId", opid, "status",
-				 json_string_value(json_object_get(state, "status")),
-				 "registrationState", device_state(state)),
-		       "created", (json_int_t)time(NULL));
-	if (!state || !op) {
+	if (!state) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "out of memory");
 		goto out;
 	}
-	/* Commit before the device hears anything. */
-	if (store_txn_begin(d->st, 1, &txn) != EMU_OK ||
-	    (m.outcome == MATCH_OK && store_put_json(txn, d->registrations, key, state) != EMU_OK) ||
-	    store_put_json(txn, d->operations, opid, op) != EMU_OK) {
-		store_txn_abort(txn);
+	if (m.outcome == MATCH_OK && !failed) {
+		/* The device must exist in its hub before DPS says "assigned": answer
+		 * "assigning" now and finish when the hub has it. */
+		if (start_assignment(d, opid, key, state, old, m.enrollment, rq->leaf) != EMU_OK) {
+			dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
+			goto out;
+		}
+	} else if (save_outcome(d, opid, key, state, m.outcome == MATCH_OK) != EMU_OK) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 		goto out;
 	}
-	if (store_txn_commit(txn) != EMU_OK) {
-		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
-		goto out;
-	}
-	if (m.outcome == MATCH_OK && !failed)
-		log_info("dps", "registration '%s' (%s, %s): assigned to %s as device '%s' via %s '%s'",
-			 rq->registration_id, rq->transport, rq->api_version ? rq->api_version : "",
-			 json_string_value(json_object_get(state, "assignedHub")),
-			 json_string_value(json_object_get(state, "deviceId")),
-			 m.enrollment->kind == ENR_GROUP ? "enrollment group" : "enrollment",
-			 m.enrollment->id);
 	ans->status = 202;
 	ans->retry_after = d->cfg->retry_after;
 	ans->body = json_pack("{s:s, s:s}", "operationId", opid, "status", "assigning");
@@ -413,7 +500,6 @@ out:
 	json_decref(doc);
 	json_decref(old);
 	json_decref(state);
-	json_decref(op);
 }
 
 void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
@@ -422,7 +508,7 @@ void dps_operation_status(struct dps *d, const char *registration_id, const char
 	char key[ENR_ID_MAX + 1];
 	struct store_txn *txn = NULL;
 	json_t *op = NULL;
-	const char *owner;
+	const char *owner, *status;
 
 	memset(ans, 0, sizeof(*ans));
 	ans->retry_after = -1;
@@ -445,7 +531,13 @@ void dps_operation_status(struct dps *d, const char *registration_id, const char
 		json_decref(op);
 		return;
 	}
-	ans->status = 200;
 	ans->body = json_incref(json_object_get(op, "result"));
+	status = json_string_value(json_object_get(ans->body, "status"));
+	if (status && strcmp(status, "assigning") == 0) {
+		ans->status = 202; /* the hub has not confirmed the device yet */
+		ans->retry_after = d->cfg->retry_after;
+	} else {
+		ans->status = 200;
+	}
 	json_decref(op);
 }
