@@ -19,18 +19,19 @@
 #include <strings.h>
 #include <time.h>
 
-#define NEVER            TWIN_NEVER /* a time the hub has not seen yet */
-#define KEY_GEN_BYTES    32
-#define KEY_MIN_BYTES    16
-#define KEY_MAX_BYTES    64
+#define NEVER             TWIN_NEVER /* a time the hub has not seen yet */
+#define KEY_GEN_BYTES     32
+#define KEY_MIN_BYTES     16
+#define KEY_MAX_BYTES     64
 #define STATUS_REASON_MAX 128
-#define DEVICE_SCOPE_MAX 512
-#define ID_PUNCT         "- . + % _ # * ? ! ( ) , = @ $ ' : ;"
-#define ETAG_COUNTER_KEY "registry.etag"
+#define DEVICE_SCOPE_MAX  512
+#define ID_PUNCT          "- . + % _ # * ? ! ( ) , = @ $ ' : ;"
+#define ETAG_COUNTER_KEY  "registry.etag"
 /* .NET ticks (100 ns since 0001-01-01) at the Unix epoch. */
-#define TICKS_AT_EPOCH   621355968000000000ULL
+#define TICKS_AT_EPOCH 621355968000000000ULL
 
-static int fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Writes the reason (when wanted) and returns EMU_EINVAL. */
 static int fail(char *why, size_t whylen, const char *fmt, ...)
@@ -55,18 +56,23 @@ int hub_device_id_valid(const char *id, char *why, size_t whylen)
 	if (hub_wire_valid_id(id, n))
 		return EMU_OK;
 	if (n > HUB_DEVICE_ID_MAX)
-		return fail(why, whylen, "the device id is %zu characters long; at most %d are allowed",
-			    n, HUB_DEVICE_ID_MAX);
+		return fail(why, whylen,
+		            "the device id is %zu characters long; at most %d are allowed", n,
+		            HUB_DEVICE_ID_MAX);
 	/* The set is hub_wire's (ids are topic segments); name the first outsider. */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)id[i];
 		if (hub_wire_valid_id(id + i, 1))
 			continue;
 		if (ch < 0x20 || ch >= 0x7f)
-			return fail(why, whylen, "the device id contains the byte 0x%02x at offset %zu; "
-				    "only ASCII letters, digits and %s are allowed", ch, i, ID_PUNCT);
-		return fail(why, whylen, "the device id contains '%c' at offset %zu; only ASCII "
-			    "letters, digits and %s are allowed", ch, i, ID_PUNCT);
+			return fail(why, whylen,
+			            "the device id contains the byte 0x%02x at offset %zu; "
+			            "only ASCII letters, digits and %s are allowed",
+			            ch, i, ID_PUNCT);
+		return fail(why, whylen,
+		            "the device id contains '%c' at offset %zu; only ASCII "
+		            "letters, digits and %s are allowed",
+		            ch, i, ID_PUNCT);
 	}
 	return fail(why, whylen, "the device id is not valid");
 }
@@ -105,7 +111,7 @@ static void new_generation_id(char out[24])
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ticks = TICKS_AT_EPOCH + (unsigned long long)ts.tv_sec * 10000000ULL +
-		(unsigned long long)ts.tv_nsec / 100;
+	        (unsigned long long)ts.tv_nsec / 100;
 	snprintf(out, 24, "%llu", ticks);
 }
 
@@ -130,7 +136,7 @@ static json_t *new_key(void)
 /* A string member that may be missing or null (*out = NULL) or a string;
  * "" counts as missing, as Node sends empty keys when it has none. */
 static int opt_string(const json_t *obj, const char *name, const char *path, const char **out,
-		      char *why, size_t whylen)
+                      char *why, size_t whylen)
 {
 	json_t *v = json_object_get(obj, name);
 
@@ -146,7 +152,7 @@ static int opt_string(const json_t *obj, const char *name, const char *path, con
 
 /* An optional sub-object: missing or null gives *out = NULL. */
 static int opt_object(const json_t *obj, const char *name, const char *path, const json_t **out,
-		      char *why, size_t whylen)
+                      char *why, size_t whylen)
 {
 	json_t *v = json_object_get(obj, name);
 
@@ -155,7 +161,7 @@ static int opt_object(const json_t *obj, const char *name, const char *path, con
 		return EMU_OK;
 	if (!json_is_object(v))
 		return fail(why, whylen, "%s%s%s must be an object or null", path, *path ? "." : "",
-			    name);
+		            name);
 	*out = v;
 	return EMU_OK;
 }
@@ -172,16 +178,19 @@ static int check_key(const char *key, const char *field, char *why, size_t whyle
 		free(raw);
 	}
 	if (rc != EMU_OK)
-		return fail(why, whylen, "authentication.symmetricKey.%s is not valid base64", field);
+		return fail(why, whylen, "authentication.symmetricKey.%s is not valid base64",
+		            field);
 	if (len < KEY_MIN_BYTES || len > KEY_MAX_BYTES)
-		return fail(why, whylen, "authentication.symmetricKey.%s decodes to %zu bytes; a key "
-			    "must be %d to %d bytes", field, len, KEY_MIN_BYTES, KEY_MAX_BYTES);
+		return fail(why, whylen,
+		            "authentication.symmetricKey.%s decodes to %zu bytes; a key "
+		            "must be %d to %d bytes",
+		            field, len, KEY_MIN_BYTES, KEY_MAX_BYTES);
 	return EMU_OK;
 }
 
 /* Normalises a thumbprint: ':' and spaces removed, upper case, 40 or 64 hex digits. */
 static int normalize_thumbprint(const char *in, const char *field, char out[65], char *why,
-				size_t whylen)
+                                size_t whylen)
 {
 	size_t n = 0;
 
@@ -189,34 +198,38 @@ static int normalize_thumbprint(const char *in, const char *field, char out[65],
 		unsigned char ch = (unsigned char)*p;
 		if (ch == ':' || ch == ' ')
 			continue;
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-			return fail(why, whylen, "authentication.x509Thumbprint.%s is not hexadecimal",
-				    field);
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+		      (ch >= 'A' && ch <= 'F')))
+			return fail(why, whylen,
+			            "authentication.x509Thumbprint.%s is not hexadecimal", field);
 		if (n == 64)
-			return fail(why, whylen, "authentication.x509Thumbprint.%s is longer than a "
-				    "SHA-256 thumbprint (64 hex digits)", field);
+			return fail(why, whylen,
+			            "authentication.x509Thumbprint.%s is longer than a "
+			            "SHA-256 thumbprint (64 hex digits)",
+			            field);
 		out[n++] = (char)(ch >= 'a' ? ch - 'a' + 'A' : ch);
 	}
 	out[n] = '\0';
 	if (n != 40 && n != 64)
-		return fail(why, whylen, "authentication.x509Thumbprint.%s has %zu hex digits; a "
-			    "thumbprint is SHA-1 (40) or SHA-256 (64)", field, n);
+		return fail(why, whylen,
+		            "authentication.x509Thumbprint.%s has %zu hex digits; a "
+		            "thumbprint is SHA-1 (40) or SHA-256 (64)",
+		            field, n);
 	return EMU_OK;
 }
 
-static const char *const auth_types[] = { "sas", "selfSigned", "certificateAuthority", "none" };
+static const char *const auth_types[] = {"sas", "selfSigned", "certificateAuthority", "none"};
 
 /* Builds the stored authentication object from the body's (may be NULL) and,
  * on update, the stored one (old, may be NULL). New reference in *out. */
-static int build_auth(const json_t *body, const json_t *old, json_t **out, char *why,
-		      size_t whylen)
+static int build_auth(const json_t *body, const json_t *old, json_t **out, char *why, size_t whylen)
 {
 	const json_t *auth = NULL, *sk = NULL, *tp = NULL;
-	const char *type = NULL, *keys[2] = { NULL, NULL }, *thumbs[2] = { NULL, NULL };
-	static const char *const key_names[2] = { "primaryKey", "secondaryKey" };
-	static const char *const thumb_names[2] = { "primaryThumbprint", "secondaryThumbprint" };
+	const char *type = NULL, *keys[2] = {NULL, NULL}, *thumbs[2] = {NULL, NULL};
+	static const char *const key_names[2] = {"primaryKey", "secondaryKey"};
+	static const char *const thumb_names[2] = {"primaryThumbprint", "secondaryThumbprint"};
 	char norm[2][65];
-	json_t *a = NULL, *jkeys[2] = { NULL, NULL }, *jthumbs[2] = { NULL, NULL };
+	json_t *a = NULL, *jkeys[2] = {NULL, NULL}, *jthumbs[2] = {NULL, NULL};
 	json_t *tv;
 	int rc;
 
@@ -233,10 +246,10 @@ static int build_auth(const json_t *body, const json_t *old, json_t **out, char 
 		    (rc = opt_object(auth, "x509Thumbprint", "authentication", &tp, why, whylen)))
 			return rc;
 		for (int i = 0; i < 2; i++)
-			if ((rc = opt_string(sk, key_names[i], "authentication.symmetricKey", &keys[i],
-					     why, whylen)) ||
+			if ((rc = opt_string(sk, key_names[i], "authentication.symmetricKey",
+			                     &keys[i], why, whylen)) ||
 			    (rc = opt_string(tp, thumb_names[i], "authentication.x509Thumbprint",
-					     &thumbs[i], why, whylen)))
+			                     &thumbs[i], why, whylen)))
 				return rc;
 		tv = json_object_get(auth, "type");
 		if (tv && !json_is_null(tv) && !json_is_string(tv))
@@ -245,8 +258,10 @@ static int build_auth(const json_t *body, const json_t *old, json_t **out, char 
 			if (strcasecmp(json_string_value(tv), auth_types[i]) == 0)
 				type = auth_types[i];
 		if (tv && json_is_string(tv) && !type)
-			return fail(why, whylen, "authentication.type '%s' is not one of sas, "
-				    "selfSigned, certificateAuthority, none", json_string_value(tv));
+			return fail(why, whylen,
+			            "authentication.type '%s' is not one of sas, "
+			            "selfSigned, certificateAuthority, none",
+			            json_string_value(tv));
 	}
 	/* Without a type, a thumbprint means selfSigned (as the SDKs infer it). */
 	if (!type)
@@ -256,8 +271,9 @@ static int build_auth(const json_t *body, const json_t *old, json_t **out, char 
 		json_t *old_sk = NULL;
 		const char *old_type = json_string_value(json_object_get(old, "type"));
 		if (thumbs[0] || thumbs[1])
-			return fail(why, whylen, "authentication.x509Thumbprint must be empty for "
-				    "authentication type sas");
+			return fail(why, whylen,
+			            "authentication.x509Thumbprint must be empty for "
+			            "authentication type sas");
 		if (old_type && strcmp(old_type, "sas") == 0)
 			old_sk = json_object_get(old, "symmetricKey");
 		for (int i = 0; i < 2; i++)
@@ -278,17 +294,20 @@ static int build_auth(const json_t *body, const json_t *old, json_t **out, char 
 		jthumbs[1] = json_null();
 	} else if (strcmp(type, "selfSigned") == 0) {
 		if (keys[0] || keys[1])
-			return fail(why, whylen, "authentication.symmetricKey must be empty for "
-				    "authentication type selfSigned");
+			return fail(why, whylen,
+			            "authentication.symmetricKey must be empty for "
+			            "authentication type selfSigned");
 		if (!thumbs[0])
-			return fail(why, whylen, "authentication.x509Thumbprint.primaryThumbprint is "
-				    "required for authentication type selfSigned");
+			return fail(why, whylen,
+			            "authentication.x509Thumbprint.primaryThumbprint is "
+			            "required for authentication type selfSigned");
 		if ((rc = normalize_thumbprint(thumbs[0], thumb_names[0], norm[0], why, whylen)))
 			return rc;
 		/* A missing secondary is the primary, as clients usually set both. */
 		if (!thumbs[1])
 			memcpy(norm[1], norm[0], sizeof(norm[1]));
-		else if ((rc = normalize_thumbprint(thumbs[1], thumb_names[1], norm[1], why, whylen)))
+		else if ((rc = normalize_thumbprint(thumbs[1], thumb_names[1], norm[1], why,
+		                                    whylen)))
 			return rc;
 		jkeys[0] = json_null();
 		jkeys[1] = json_null();
@@ -296,17 +315,20 @@ static int build_auth(const json_t *body, const json_t *old, json_t **out, char 
 		jthumbs[1] = json_string(norm[1]);
 	} else {
 		if (keys[0] || keys[1] || thumbs[0] || thumbs[1])
-			return fail(why, whylen, "authentication.symmetricKey and "
-				    "authentication.x509Thumbprint must be empty for authentication "
-				    "type %s", type);
+			return fail(
+			    why, whylen,
+			    "authentication.symmetricKey and "
+			    "authentication.x509Thumbprint must be empty for authentication "
+			    "type %s",
+			    type);
 		for (int i = 0; i < 2; i++) {
 			jkeys[i] = json_null();
 			jthumbs[i] = json_null();
 		}
 	}
 	a = json_pack("{s:{s:o, s:o}, s:{s:o, s:o}, s:s}", "symmetricKey", key_names[0], jkeys[0],
-		      key_names[1], jkeys[1], "x509Thumbprint", thumb_names[0], jthumbs[0],
-		      thumb_names[1], jthumbs[1], "type", type);
+	              key_names[1], jkeys[1], "x509Thumbprint", thumb_names[0], jthumbs[0],
+	              thumb_names[1], jthumbs[1], "type", type);
 	/* json_pack's "o" took the references, whatever the outcome. */
 	if (!a)
 		return EMU_ENOMEM;
@@ -324,7 +346,7 @@ struct settable {
 };
 
 static int read_settable(const json_t *body, const json_t *old, struct settable *s, char *why,
-			 size_t whylen)
+                         size_t whylen)
 {
 	json_t *v;
 	const json_t *caps = NULL;
@@ -350,12 +372,12 @@ static int read_settable(const json_t *body, const json_t *old, struct settable 
 			return fail(why, whylen, "statusReason must be a string or null");
 		if (json_is_string(v) && json_string_length(v) > STATUS_REASON_MAX)
 			return fail(why, whylen, "statusReason is longer than %d characters",
-				    STATUS_REASON_MAX);
+			            STATUS_REASON_MAX);
 		s->status_reason = v;
 	}
 
-	s->iot_edge = json_is_true(json_object_get(json_object_get(old, "capabilities"),
-						   "iotEdge"));
+	s->iot_edge =
+	    json_is_true(json_object_get(json_object_get(old, "capabilities"), "iotEdge"));
 	if ((rc = opt_object(body, "capabilities", "", &caps, why, whylen)) != EMU_OK)
 		return rc;
 	if (caps) {
@@ -372,7 +394,7 @@ static int read_settable(const json_t *body, const json_t *old, struct settable 
 			return fail(why, whylen, "deviceScope must be a string or null");
 		if (json_is_string(v) && json_string_length(v) > DEVICE_SCOPE_MAX)
 			return fail(why, whylen, "deviceScope is longer than %d characters",
-				    DEVICE_SCOPE_MAX);
+			            DEVICE_SCOPE_MAX);
 		s->device_scope = v;
 	}
 	return EMU_OK;
@@ -386,27 +408,25 @@ static const char *str_or(const json_t *obj, const char *name, const char *dflt)
 
 /* Assembles the stored Device JSON in the member order the hub uses. */
 static json_t *assemble(const char *id, const char *generation_id, const char *etag,
-			const json_t *old, const struct settable *s, const char *status_time,
-			json_t *auth)
+                        const json_t *old, const struct settable *s, const char *status_time,
+                        json_t *auth)
 {
 	json_t *c2d = json_object_get(old, "cloudToDeviceMessageCount");
 
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:{s:b}, s:O, s:o}",
-			 "deviceId", id, "generationId", generation_id, "etag", etag,
-			 "connectionState", "Disconnected", "status", s->status, "statusReason",
-			 s->status_reason ? s->status_reason : json_null(),
-			 "connectionStateUpdatedTime", str_or(old, "connectionStateUpdatedTime", NEVER),
-			 "statusUpdatedTime", status_time,
-			 "lastActivityTime", str_or(old, "lastActivityTime", NEVER),
-			 "cloudToDeviceMessageCount", json_integer_value(c2d),
-			 "capabilities", "iotEdge", s->iot_edge,
-			 "deviceScope", s->device_scope ? s->device_scope : json_null(),
-			 "authentication", auth);
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:s, s:I, s:{s:b}, s:O, s:o}", "deviceId", id,
+	    "generationId", generation_id, "etag", etag, "connectionState", "Disconnected",
+	    "status", s->status, "statusReason", s->status_reason ? s->status_reason : json_null(),
+	    "connectionStateUpdatedTime", str_or(old, "connectionStateUpdatedTime", NEVER),
+	    "statusUpdatedTime", status_time, "lastActivityTime",
+	    str_or(old, "lastActivityTime", NEVER), "cloudToDeviceMessageCount",
+	    json_integer_value(c2d), "capabilities", "iotEdge", s->iot_edge, "deviceScope",
+	    s->device_scope ? s->device_scope : json_null(), "authentication", auth);
 }
 
 /* Decides what If-Match allows given whether the device exists. */
 static int check_precondition(const char *id, const json_t *old, const char *if_match, char *why,
-			      size_t whylen)
+                              size_t whylen)
 {
 	if (!if_match || !*if_match) {
 		if (old) {
@@ -418,12 +438,12 @@ static int check_precondition(const char *id, const json_t *old, const char *if_
 	if (enrollment_etag_matches(NULL, if_match))
 		return EMU_OK; /* "*": create or replace */
 	if (!old) {
-		snprintf(why, whylen, "Device '%s' not registered (If-Match names an etag)", id);
+		snprintf(why, whylen, "If-Match names an etag but device '%s' does not exist", id);
 		return EMU_ENOTFOUND;
 	}
 	if (!enrollment_etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
-		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'", if_match,
-			 id);
+		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
+		         if_match, id);
 		return EMU_EPRECOND;
 	}
 	return EMU_OK;
@@ -438,12 +458,12 @@ int hub_registry_get(struct hub *h, struct store_txn *txn, const char *device_id
 }
 
 int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id,
-		     const json_t *body, const char *if_match, json_t **out, char *why,
-		     size_t whylen)
+                     const json_t *body, const char *if_match, json_t **out, char *why,
+                     size_t whylen)
 {
 	json_t *old = NULL, *auth = NULL, *rec = NULL, *twin = NULL, *v;
 	const char *old_status = NULL, *status_time;
-	struct settable s = { NULL, NULL, 0, NULL };
+	struct settable s = {NULL, NULL, 0, NULL};
 	char gen[24] = "", now[32], stamp[32], *etag = NULL;
 	int rc;
 
@@ -457,10 +477,11 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 	v = json_object_get(body, "deviceId");
 	if (v && !json_is_null(v) &&
 	    !(json_is_string(v) && strcmp(json_string_value(v), device_id) == 0))
-		return fail(why, whylen, "deviceId %s%s%s in the body does not match '%s' in the path",
-			    json_is_string(v) ? "'" : "",
-			    json_is_string(v) ? json_string_value(v) : "(not a string)",
-			    json_is_string(v) ? "'" : "", device_id);
+		return fail(why, whylen,
+		            "deviceId %s%s%s in the body does not match '%s' in the path",
+		            json_is_string(v) ? "'" : "",
+		            json_is_string(v) ? json_string_value(v) : "(not a string)",
+		            json_is_string(v) ? "'" : "", device_id);
 
 	rc = store_get_json(txn, h->devices, device_id, &old);
 	if (rc != EMU_OK && rc != EMU_ENOTFOUND)
@@ -499,8 +520,10 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 		    (rc = store_put_json(txn, h->twins, device_id, twin)) != EMU_OK)
 			goto out;
 		if (strpbrk(device_id, "+#"))
-			log_warn("hub", "device id '%s' contains '+' or '#': valid in the registry, "
-				 "but MQTT topic filters cannot name it", device_id);
+			log_warn("hub",
+			         "device id '%s' contains '+' or '#': valid in the registry, "
+			         "but MQTT topic filters cannot name it",
+			         device_id);
 	}
 	if (old_status && strcmp(old_status, "enabled") == 0 && strcmp(s.status, "disabled") == 0)
 		hub_conn_close(h, device_id, "device disabled");
@@ -515,7 +538,7 @@ out:
 }
 
 int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device_id,
-			const char *if_match, char *why, size_t whylen)
+                        const char *if_match, char *why, size_t whylen)
 {
 	json_t *old = NULL;
 	int rc;
@@ -526,8 +549,8 @@ int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device
 		return rc;
 	if (if_match && *if_match &&
 	    !enrollment_etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
-		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'", if_match,
-			 device_id);
+		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
+		         if_match, device_id);
 		rc = EMU_EPRECOND;
 		goto out;
 	}
@@ -552,8 +575,9 @@ json_t *hub_registry_view(struct hub *h, const json_t *device)
 
 	if (!v || !id)
 		return v;
-	json_object_set_new(v, "connectionState",
-			    json_string(hub_conn_is_connected(h, id) ? "Connected" : "Disconnected"));
+	json_object_set_new(
+	    v, "connectionState",
+	    json_string(hub_conn_is_connected(h, id) ? "Connected" : "Disconnected"));
 	last = hub_conn_last_activity(h, id);
 	if (last > 0) {
 		clock_iso8601((time_t)last, ts);
@@ -584,9 +608,9 @@ static int foreach_one(const char *key, const void *val, size_t len, void *arg)
 }
 
 int hub_registry_foreach(struct hub *h, struct store_txn *txn, const char *after,
-			 hub_registry_cb cb, void *arg)
+                         hub_registry_cb cb, void *arg)
 {
-	struct foreach_ctx c = { cb, arg };
+	struct foreach_ctx c = {cb, arg};
 
 	return store_iter(txn, h->devices, after, foreach_one, &c);
 }
@@ -606,14 +630,14 @@ static int count_one(const char *id, const json_t *device, void *arg)
 
 int hub_registry_stats(struct hub *h, struct store_txn *txn, json_t **out)
 {
-	long n[3] = { 0, 0, 0 }; /* total, enabled, disabled */
+	long n[3] = {0, 0, 0}; /* total, enabled, disabled */
 	int rc;
 
 	*out = NULL;
 	if ((rc = hub_registry_foreach(h, txn, NULL, count_one, n)) < 0)
 		return rc;
-	*out = json_pack("{s:I, s:I, s:I}", "totalDeviceCount", (json_int_t)n[0],
-			 "enabledDeviceCount", (json_int_t)n[1], "disabledDeviceCount",
-			 (json_int_t)n[2]);
+	*out =
+	    json_pack("{s:I, s:I, s:I}", "totalDeviceCount", (json_int_t)n[0], "enabledDeviceCount",
+	              (json_int_t)n[1], "disabledDeviceCount", (json_int_t)n[2]);
 	return *out ? EMU_OK : EMU_ENOMEM;
 }

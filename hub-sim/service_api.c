@@ -37,8 +37,10 @@ static json_t *body_object(struct http_req *r, int allow_empty)
 		return json_object();
 	j = json_loadb(body, len, 0, &err);
 	if (!json_is_object(j)) {
-		hub_respond_error(r, 400, "ArgumentInvalid", "the request body is not a JSON "
-				  "object%s%s", j ? "" : ": ", j ? "" : (len ? err.text : "empty body"));
+		hub_respond_error(r, 400, "ArgumentInvalid",
+		                  "the request body is not a JSON "
+		                  "object%s%s",
+		                  j ? "" : ": ", j ? "" : (len ? err.text : "empty body"));
 		json_decref(j);
 		return NULL;
 	}
@@ -69,20 +71,21 @@ static void respond_rc(struct http_req *r, int rc, const char *id, const char *w
 	switch (rc) {
 	case EMU_EINVAL:
 	case EMU_ETOOBIG:
-		hub_respond_error(r, 400, "ArgumentInvalid", "%s", has_why ? why : emu_strerror(rc));
+		hub_respond_error(r, 400, "ArgumentInvalid", "%s",
+		                  has_why ? why : emu_strerror(rc));
 		break;
 	case EMU_EEXIST:
-		hub_respond_error(r, 409, "DeviceAlreadyExists", "%s", has_why ? why :
-				  "the device is already registered");
+		hub_respond_error(r, 409, "DeviceAlreadyExists", "%s",
+		                  has_why ? why : "the device is already registered");
 		break;
 	case EMU_ENOTFOUND:
 		/* The SDKs map 404 to DeviceNotFound only for this exact code. */
-		hub_respond_error(r, 404, "DeviceNotFound", "Device '%s' is not registered.%s%s", id,
-				  has_why ? " " : "", has_why ? why : "");
+		hub_respond_error(r, 404, "DeviceNotFound", "Device '%s' is not registered.%s%s",
+		                  id, has_why ? " " : "", has_why ? why : "");
 		break;
 	case EMU_EPRECOND:
-		hub_respond_error(r, 412, "PreconditionFailed", "%s", has_why ? why :
-				  "If-Match does not match the current etag");
+		hub_respond_error(r, 412, "PreconditionFailed", "%s",
+		                  has_why ? why : "If-Match does not match the current etag");
 		break;
 	default:
 		hub_respond_error(r, 500, "ServerError", "%s", emu_strerror(rc));
@@ -115,7 +118,7 @@ static void put_device(void *arg, struct http_req *r)
 	    begin(h, r, 1, &txn) != EMU_OK)
 		goto out;
 	rc = hub_registry_put(h, txn, id, body, http_req_header(r, "If-Match"), &rec, why,
-			      sizeof(why));
+	                      sizeof(why));
 	if (rc != EMU_OK) {
 		store_txn_abort(txn);
 		respond_rc(r, rc, id, why);
@@ -123,10 +126,11 @@ static void put_device(void *arg, struct http_req *r)
 	}
 	if (commit(r, txn) != EMU_OK)
 		goto out;
-	log_info("hub", "device '%s' written (etag %s, %s, %s)", id,
-		 json_string_value(json_object_get(rec, "etag")),
-		 json_string_value(json_object_get(rec, "status")),
-		 json_string_value(json_object_get(json_object_get(rec, "authentication"), "type")));
+	log_info(
+	    "hub", "device '%s' written (etag %s, %s, %s)", id,
+	    json_string_value(json_object_get(rec, "etag")),
+	    json_string_value(json_object_get(rec, "status")),
+	    json_string_value(json_object_get(json_object_get(rec, "authentication"), "type")));
 	set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
 	http_respond_json(r, 200, hub_registry_view(h, rec));
 out:
@@ -196,7 +200,7 @@ static void list_devices(void *arg, struct http_req *r)
 {
 	struct hub *h = arg;
 	const char *top = http_req_query(r, "top");
-	struct list_ctx c = { h, NULL, LIST_MAX };
+	struct list_ctx c = {h, NULL, LIST_MAX};
 	struct store_txn *txn = NULL;
 	char *end;
 	int rc;
@@ -206,8 +210,10 @@ static void list_devices(void *arg, struct http_req *r)
 	if (top && *top) {
 		long n = strtol(top, &end, 10);
 		if (*end || n < 1 || n > LIST_MAX) {
-			hub_respond_error(r, 400, "ArgumentInvalid", "top '%s' must be a number from 1 "
-					  "to %d", top, LIST_MAX);
+			hub_respond_error(r, 400, "ArgumentInvalid",
+			                  "top '%s' must be a number from 1 "
+			                  "to %d",
+			                  top, LIST_MAX);
 			return;
 		}
 		c.max = (size_t)n;
@@ -319,7 +325,8 @@ static enum q_tok q_next(struct q_lex *l)
 		return l->kind = Q_STRING;
 	}
 	if (*l->p == '-' || isdigit((unsigned char)*l->p)) {
-		while (*l->p == '-' || *l->p == '+' || *l->p == '.' || isalnum((unsigned char)*l->p)) {
+		while (*l->p == '-' || *l->p == '+' || *l->p == '.' ||
+		       isalnum((unsigned char)*l->p)) {
 			if (n + 1 >= sizeof(l->text))
 				return l->kind = Q_BAD;
 			l->text[n++] = *l->p++;
@@ -381,13 +388,14 @@ static json_t *q_literal(struct q_lex *l)
 /* Parses q into f. Returns EMU_OK or EMU_EINVAL with the reason. */
 static int q_parse(const char *q, struct q_filter *f, char *why, size_t whylen)
 {
-	struct q_lex l = { .p = q };
+	struct q_lex l = {.p = q};
 
 	f->n = 0;
 	if (!q_keyword(&l, "select") || q_next(&l) != Q_STAR || !q_keyword(&l, "from") ||
 	    !q_keyword(&l, "devices")) {
-		snprintf(why, whylen, "only \"SELECT * FROM devices [WHERE <path> = <value> "
-			 "[AND ...]]\" is supported");
+		snprintf(why, whylen,
+		         "only \"SELECT * FROM devices [WHERE <path> = <value> "
+		         "[AND ...]]\" is supported");
 		return EMU_EINVAL;
 	}
 	if (q_next(&l) == Q_END)
@@ -399,7 +407,8 @@ static int q_parse(const char *q, struct q_filter *f, char *why, size_t whylen)
 	do {
 		struct q_cond *c = &f->c[f->n];
 		if (f->n == QUERY_CONDS_MAX) {
-			snprintf(why, whylen, "at most %d conditions are supported", QUERY_CONDS_MAX);
+			snprintf(why, whylen, "at most %d conditions are supported",
+			         QUERY_CONDS_MAX);
 			goto bad;
 		}
 		if (q_next(&l) != Q_WORD) {
@@ -409,21 +418,24 @@ static int q_parse(const char *q, struct q_filter *f, char *why, size_t whylen)
 		memcpy(c->path, l.text, sizeof(c->path));
 		q_next(&l);
 		if (l.kind != Q_EQ && l.kind != Q_NE) {
-			snprintf(why, whylen, "only = and != comparisons are supported (after '%.100s')",
-				 c->path);
+			snprintf(why, whylen,
+			         "only = and != comparisons are supported (after '%.100s')",
+			         c->path);
 			goto bad;
 		}
 		c->negate = l.kind == Q_NE;
 		if (!(c->value = q_literal(&l))) {
-			snprintf(why, whylen, "expected a 'string', number, true, false or null after "
-				 "'%.100s %s'", c->path, c->negate ? "!=" : "=");
+			snprintf(why, whylen,
+			         "expected a 'string', number, true, false or null after "
+			         "'%.100s %s'",
+			         c->path, c->negate ? "!=" : "=");
 			goto bad;
 		}
 		f->n++;
 	} while (q_keyword(&l, "and"));
 	if (l.kind != Q_END) {
 		snprintf(why, whylen, "only AND may join conditions; unexpected '%.64s'",
-			 l.kind == Q_WORD ? l.text : "token");
+		         l.kind == Q_WORD ? l.text : "token");
 		goto bad;
 	}
 	return EMU_OK;
@@ -443,9 +455,8 @@ static json_t *member(const json_t *obj, const char *name, size_t len)
 	v = json_object_getn(obj, name, len);
 	if (v)
 		return v;
-	json_object_foreach((json_t *)obj, key, v)
-		if (strlen(key) == len && strncasecmp(key, name, len) == 0)
-			return v;
+	json_object_foreach((json_t *)obj, key,
+	                    v) if (strlen(key) == len && strncasecmp(key, name, len) == 0) return v;
 	return NULL;
 }
 
@@ -486,8 +497,10 @@ static size_t page_size(struct http_req *r)
 		return PAGE_DEFAULT;
 	n = strtol(v, &end, 10);
 	if (*end || n < 1) {
-		hub_respond_error(r, 400, "ArgumentInvalid", "x-ms-max-item-count '%s' is not a "
-				  "positive number", v);
+		hub_respond_error(r, 400, "ArgumentInvalid",
+		                  "x-ms-max-item-count '%s' is not a "
+		                  "positive number",
+		                  v);
 		return 0;
 	}
 	return n > PAGE_MAX ? PAGE_MAX : (size_t)n;
@@ -552,8 +565,8 @@ static int decode_continuation(const char *token, char after[HUB_DEVICE_ID_MAX +
 static void query_devices(void *arg, struct http_req *r)
 {
 	struct hub *h = arg;
-	struct q_filter f = { 0 };
-	struct query_ctx c = { .h = h, .filter = &f };
+	struct q_filter f = {0};
+	struct query_ctx c = {.h = h, .filter = &f};
 	const char *q, *token = http_req_header(r, "x-ms-continuation");
 	char after[HUB_DEVICE_ID_MAX + 1], why[512];
 	json_t *body = NULL;
@@ -564,8 +577,10 @@ static void query_devices(void *arg, struct http_req *r)
 		goto out;
 	q = json_string_value(json_object_get(body, "query"));
 	if (!q || strlen(q) > QUERY_TEXT_MAX) {
-		hub_respond_error(r, 400, "ArgumentInvalid", "the body needs \"query\": a string of "
-				  "at most %d characters", QUERY_TEXT_MAX);
+		hub_respond_error(r, 400, "ArgumentInvalid",
+		                  "the body needs \"query\": a string of "
+		                  "at most %d characters",
+		                  QUERY_TEXT_MAX);
 		goto out;
 	}
 	if (q_parse(q, &f, why, sizeof(why)) != EMU_OK) {
@@ -573,8 +588,9 @@ static void query_devices(void *arg, struct http_req *r)
 		goto out;
 	}
 	if (token && *token && decode_continuation(token, after) != EMU_OK) {
-		hub_respond_error(r, 400, "ArgumentInvalid", "x-ms-continuation is not a token "
-				  "this hub returned");
+		hub_respond_error(r, 400, "ArgumentInvalid",
+		                  "x-ms-continuation is not a token "
+		                  "this hub returned");
 		goto out;
 	}
 	if (!(c.max = page_size(r)))
@@ -636,21 +652,20 @@ static json_t *twin_view_of(struct hub *h, const json_t *device, const json_t *t
 	auth = json_object_get(dev, "authentication");
 	tp = json_object_get(auth, "x509Thumbprint");
 	ident = (struct twin_identity){
-		.device_id = json_string_value(json_object_get(dev, "deviceId")),
-		.device_etag = json_string_value(json_object_get(dev, "etag")),
-		.status = json_string_value(json_object_get(dev, "status")),
-		.status_reason = json_string_value(json_object_get(dev, "statusReason")),
-		.status_update_time = json_string_value(json_object_get(dev, "statusUpdatedTime")),
-		.connection_state = json_string_value(json_object_get(dev, "connectionState")),
-		.last_activity_time = json_string_value(json_object_get(dev, "lastActivityTime")),
-		.c2d_message_count =
-			json_integer_value(json_object_get(dev, "cloudToDeviceMessageCount")),
-		.authentication_type = json_string_value(json_object_get(auth, "type")),
-		.primary_thumbprint = json_string_value(json_object_get(tp, "primaryThumbprint")),
-		.secondary_thumbprint =
-			json_string_value(json_object_get(tp, "secondaryThumbprint")),
-		.iot_edge = json_is_true(json_object_get(json_object_get(dev, "capabilities"),
-							 "iotEdge")),
+	    .device_id = json_string_value(json_object_get(dev, "deviceId")),
+	    .device_etag = json_string_value(json_object_get(dev, "etag")),
+	    .status = json_string_value(json_object_get(dev, "status")),
+	    .status_reason = json_string_value(json_object_get(dev, "statusReason")),
+	    .status_update_time = json_string_value(json_object_get(dev, "statusUpdatedTime")),
+	    .connection_state = json_string_value(json_object_get(dev, "connectionState")),
+	    .last_activity_time = json_string_value(json_object_get(dev, "lastActivityTime")),
+	    .c2d_message_count =
+	        json_integer_value(json_object_get(dev, "cloudToDeviceMessageCount")),
+	    .authentication_type = json_string_value(json_object_get(auth, "type")),
+	    .primary_thumbprint = json_string_value(json_object_get(tp, "primaryThumbprint")),
+	    .secondary_thumbprint = json_string_value(json_object_get(tp, "secondaryThumbprint")),
+	    .iot_edge =
+	        json_is_true(json_object_get(json_object_get(dev, "capabilities"), "iotEdge")),
 	};
 	out = twin_service_view(twin, &ident);
 	json_decref(dev);
@@ -672,7 +687,7 @@ static json_t *twin_rest_view(struct hub *h, struct store_txn *txn, const json_t
 }
 
 static void respond_twin(struct hub *h, struct http_req *r, const json_t *device,
-			 const json_t *twin)
+                         const json_t *twin)
 {
 	char etag[TWIN_ETAG_LEN];
 	json_t *view = twin_view_of(h, device, twin);
@@ -720,9 +735,12 @@ static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode
 	if (hub_require_auth(h, r) != EMU_OK || !(body = body_object(r, 0)))
 		goto out;
 	v = json_object_get(body, "deviceId");
-	if (v && !json_is_null(v) && !(json_is_string(v) && strcmp(json_string_value(v), id) == 0)) {
-		hub_respond_error(r, 400, "ArgumentInvalid", "deviceId in the body does not match "
-				  "'%s' in the path", id);
+	if (v && !json_is_null(v) &&
+	    !(json_is_string(v) && strcmp(json_string_value(v), id) == 0)) {
+		hub_respond_error(r, 400, "ArgumentInvalid",
+		                  "deviceId in the body does not match "
+		                  "'%s' in the path",
+		                  id);
 		goto out;
 	}
 	if (begin(h, r, 1, &txn) != EMU_OK)
@@ -731,20 +749,23 @@ static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode
 	    (rc = load_twin(txn, h, id, &twin)) != EMU_OK)
 		goto fail;
 	if (!twin_etag_matches(twin, if_match)) {
-		snprintf(why, sizeof(why), "If-Match %s does not match the etag of the twin of "
-			 "device '%s'", if_match, id);
+		snprintf(why, sizeof(why),
+		         "If-Match %s does not match the etag of the twin of "
+		         "device '%s'",
+		         if_match, id);
 		rc = EMU_EPRECOND;
 		goto fail;
 	}
 	clock_iso8601_now(now);
-	if ((rc = twin_service_update(twin, body, mode, now, &notify, why, sizeof(why))) != EMU_OK ||
+	if ((rc = twin_service_update(twin, body, mode, now, &notify, why, sizeof(why))) !=
+	        EMU_OK ||
 	    (rc = store_put_json(txn, h->twins, id, twin)) != EMU_OK)
 		goto fail;
 	if (commit(r, txn) != EMU_OK)
 		goto out;
 	log_info("hub", "twin of device '%s' %s (version %lld, desired $version %lld)", id,
-		 mode == TWIN_UPDATE_PATCH ? "patched" : "replaced", (long long)twin_version(twin),
-		 (long long)twin_desired_version(twin));
+	         mode == TWIN_UPDATE_PATCH ? "patched" : "replaced", (long long)twin_version(twin),
+	         (long long)twin_desired_version(twin));
 	/* Devices hear of it only once it is stored. */
 	if (notify)
 		hub_conn_push_desired(h, id, notify, twin_desired_version(twin));
@@ -776,15 +797,15 @@ int hub_service_api_init(struct hub *h, struct http_server *http)
 		const char *method, *pattern;
 		http_handler fn;
 	} routes[] = {
-		{ "POST", "/devices/query", query_devices },
-		{ "GET", "/devices", list_devices },
-		{ "PUT", "/devices/*", put_device },
-		{ "GET", "/devices/*", get_device },
-		{ "DELETE", "/devices/*", delete_device },
-		{ "GET", "/statistics/devices", device_statistics },
-		{ "GET", "/twins/*", get_twin },
-		{ "PATCH", "/twins/*", patch_twin },
-		{ "PUT", "/twins/*", replace_twin },
+	    {"POST", "/devices/query", query_devices},
+	    {"GET", "/devices", list_devices},
+	    {"PUT", "/devices/*", put_device},
+	    {"GET", "/devices/*", get_device},
+	    {"DELETE", "/devices/*", delete_device},
+	    {"GET", "/statistics/devices", device_statistics},
+	    {"GET", "/twins/*", get_twin},
+	    {"PATCH", "/twins/*", patch_twin},
+	    {"PUT", "/twins/*", replace_twin},
 	};
 	int rc;
 
