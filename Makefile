@@ -71,7 +71,7 @@ fuzz:
 	@set -e; mkdir -p $(BUILD)/libfuzzer; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); c=tests/fuzz/corpus/$${n#fuzz_}; \
 		$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Icommon -D_GNU_SOURCE \
-			$$f $(filter-out main.c,$(wildcard common/*.c dps/wire.c)) \
+			$$f $(filter-out main.c,$(wildcard common/*.c)) dps/wire.c certs/x509.c certs/gen.c certs/issue.c hub-sim/propbag.c hub-sim/hub_wire.c \
 			-o $(BUILD)/libfuzzer/$$n $(LIBS); \
 		mkdir -p $(BUILD)/libfuzzer/$$n-corpus; \
 		$(BUILD)/libfuzzer/$$n -max_total_time=$(FUZZ_SECONDS) $(BUILD)/libfuzzer/$$n-corpus $$c; \

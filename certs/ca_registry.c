@@ -3,6 +3,7 @@
 #include "certs/x509.h"
 #include "clock.h"
 #include "err.h"
+#include "etag.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -50,27 +51,11 @@ static void name_key(const char *name, char out[NAME_MAX_LEN + 1])
 	out[i] = '\0';
 }
 
-static void new_etag(char out[40])
+/* If-Match on a certificate: none (or blank) imposes no condition. */
+static int if_match_ok(const json_t *rec, const char *if_match)
 {
-	char uuid[37];
-	rand_uuid(uuid);
-	snprintf(out, 40, "\"%s\"", uuid);
-}
-
-static int etag_matches(const char *etag, const char *if_match)
-{
-	size_t a, b;
-
-	if (!if_match || strcmp(if_match, "*") == 0)
-		return 1;
-	/* Clients differ in quoting etags: compare without the quotes. */
-	while (*etag == '"')
-		etag++;
-	while (*if_match == '"')
-		if_match++;
-	a = strcspn(etag, "\"");
-	b = strcspn(if_match, "\"");
-	return a == b && strncmp(etag, if_match, a) == 0;
+	return etag_is_absent(if_match) ||
+	       etag_matches(json_string_value(json_object_get(rec, "etag")), if_match);
 }
 
 /* The certificate text from {"certificate": ...} or {"properties": {"certificate": ...}}. */
@@ -153,11 +138,11 @@ static void respond_record(struct http_req *r, json_t *rec)
 
 static void touch(json_t *rec)
 {
-	char now[40], etag[40];
+	char now[40], etag[ETAG_UUID_LEN];
 	json_t *props = json_object_get(rec, "properties");
 
 	rfc1123(time(NULL), now);
-	new_etag(etag);
+	etag_new_uuid(etag);
 	json_object_set_new(props, "updated", json_string(now));
 	json_object_set_new(rec, "etag", json_string(etag));
 }
@@ -181,7 +166,8 @@ static void put_certificate(void *arg, struct http_req *r)
 	const char *name, *text, *if_match = http_req_header(r, "If-Match");
 	json_t *body = NULL, *old = NULL, *rec = NULL;
 	X509 *cert = NULL;
-	char *pem = NULL, *subject = NULL, sha1[41], now[40], expiry[40], etag[40], key[NAME_MAX_LEN + 1];
+	char *pem = NULL, *subject = NULL, sha1[41], now[40], expiry[40], etag[ETAG_UUID_LEN];
+	char key[NAME_MAX_LEN + 1];
 	int verified = 0, rc;
 	struct store_txn *txn = NULL;
 
@@ -208,12 +194,12 @@ static void put_certificate(void *arg, struct http_req *r)
 		goto out;
 	}
 	rc = store_get_json(txn, reg->table, key, &old);
-	if (if_match && rc == EMU_ENOTFOUND && strcmp(if_match, "*") != 0) {
+	if (rc == EMU_ENOTFOUND && !etag_is_absent(if_match) && !etag_is_any(if_match)) {
 		http_respond_error(r, 412, 412002, "If-Match given but certificate '%s' does not "
 				   "exist", name);
 		goto out;
 	}
-	if (old && !etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
+	if (old && !if_match_ok(old, if_match)) {
 		http_respond_error(r, 412, 412002, "If-Match '%s' does not match the etag of "
 				   "certificate '%s'", if_match, name);
 		goto out;
@@ -223,7 +209,7 @@ static void put_certificate(void *arg, struct http_req *r)
 	x509_thumbprint_sha1(cert, sha1);
 	rfc1123(time(NULL), now);
 	rfc1123(x509_not_after(cert), expiry);
-	new_etag(etag);
+	etag_new_uuid(etag);
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:b, s:s, s:s, s:s, s:s}}",
 			"id", "", "name", name, "type",
 			"Microsoft.Devices/provisioningServices/certificates", "etag", etag,
@@ -291,7 +277,7 @@ static void delete_certificate(void *arg, struct http_req *r)
 	}
 	if (store_get_json(txn, reg->table, key, &rec) != EMU_OK) {
 		http_respond_error(r, 404, 404001, "certificate '%s' is not registered", name);
-	} else if (!etag_matches(json_string_value(json_object_get(rec, "etag")), if_match)) {
+	} else if (!if_match_ok(rec, if_match)) {
 		http_respond_error(r, 412, 412002, "If-Match '%s' does not match the etag of "
 				   "certificate '%s'", if_match, name);
 	} else if (store_del(txn, reg->table, key) != EMU_OK || store_txn_commit(txn) != EMU_OK) {
@@ -344,7 +330,7 @@ static void generate_code(void *arg, struct http_req *r)
 
 	if (auth_and_name(reg, r, &name) != EMU_OK || !(rec = load_record(reg, r, name)))
 		return;
-	if (!etag_matches(json_string_value(json_object_get(rec, "etag")), if_match)) {
+	if (!if_match_ok(rec, if_match)) {
 		http_respond_error(r, 412, 412002, "If-Match '%s' does not match the etag of "
 				   "certificate '%s'", if_match, name);
 		json_decref(rec);
@@ -376,7 +362,7 @@ static void verify_certificate(void *arg, struct http_req *r)
 	if (!(body = request_json(r)))
 		goto out;
 	props = json_object_get(rec, "properties");
-	if (!etag_matches(json_string_value(json_object_get(rec, "etag")), if_match)) {
+	if (!if_match_ok(rec, if_match)) {
 		http_respond_error(r, 412, 412002, "If-Match '%s' does not match the etag of "
 				   "certificate '%s'", if_match, name);
 		goto out;

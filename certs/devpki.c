@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include "certs/gen.h"
+#include "certs/issue.h"
 #include "certs/x509.h"
 
 #include <arpa/inet.h>
@@ -20,9 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DAY         86400
-#define CA_DAYS     3650
-#define SERVER_DAYS 365
+#define DAY          86400
+#define CA_DAYS      3650
+#define SERVER_DAYS  365
+#define ISSUING_DAYS (5 * 365 + 1)
 /* A certificate this close to its end is replaced before clients start refusing it. */
 #define RENEW_BEFORE (30 * DAY)
 /* Backdating covers clocks that differ a little between containers and hosts. */
@@ -36,9 +38,17 @@ struct ca_spec {
 	const char *cn;
 	int pathlen; /* -1 = unconstrained */
 	int days;
+	enum gen_key_type key_type;
 };
 
-static const struct ca_spec server_ca_spec = {"server-ca", "dpsemu server CA", 0, CA_DAYS};
+static const struct ca_spec server_ca_spec = {"server-ca", "dpsemu server CA", 0, CA_DAYS,
+                                              GEN_KEY_P256};
+/* The device PKI follows Azure's certificate issuance: ECDSA P-384 / SHA-384, a root
+ * and one issuing CA directly under it. */
+static const struct ca_spec device_root_spec = {"device-root", "dpsemu device root CA", 1, CA_DAYS,
+                                                GEN_KEY_P384};
+static const struct ca_spec device_issuing_spec = {"device-issuing-ca", "dpsemu device issuing CA",
+                                                   0, ISSUING_DAYS, GEN_KEY_P384};
 
 static int join_path(char *out, size_t outlen, const char *dir, const char *name)
 {
@@ -88,10 +98,28 @@ static void log_time(time_t t, char out[32])
 	clock_iso8601(t, out);
 }
 
+/* Logs an error and keeps it for the caller's why (which may be NULL). */
+static void fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("pki", "%s", msg);
+	if (why && whylen)
+		snprintf(why, whylen, "%s", msg);
+}
+
 /* Loads <dir>/<spec->name>.{pem,key}, or creates them (signed by parent, or
  * self-signed when parent is NULL). An existing CA certificate is never replaced. */
 static int ensure_ca(const char *dir, const struct ca_spec *spec, X509 *parent,
-                     EVP_PKEY *parent_key, X509 **cert_out, EVP_PKEY **key_out, int *created)
+                     EVP_PKEY *parent_key, X509 **cert_out, EVP_PKEY **key_out, int *created,
+                     char *why, size_t whylen)
 {
 	char cert_path[DEVPKI_PATH_MAX], key_path[DEVPKI_PATH_MAX], file[128];
 	char sha256[65], when[32];
@@ -116,36 +144,36 @@ static int ensure_ca(const char *dir, const struct ca_spec *spec, X509 *parent,
 	if (file_exists(cert_path)) {
 		rc = gen_read_cert_file(cert_path, &cert);
 		if (rc != EMU_OK) {
-			log_error("pki",
-			          "cannot use %s (%s); it is kept because clients may"
-			          " trust it: fix or remove it",
-			          cert_path, emu_strerror(rc));
+			fail(why, whylen,
+			     "cannot use %s (%s); it is kept because clients may"
+			     " trust it: fix or remove it",
+			     cert_path, emu_strerror(rc));
 			rc = EMU_ECRYPTO;
 			goto out;
 		}
 		rc = gen_read_key_file(key_path, &key);
 		if (rc == EMU_ENOTFOUND) {
-			log_error("pki",
-			          "%s exists but its key %s is missing; restore the key, or"
-			          " remove %s to create a new CA (clients must then trust the new"
-			          " one)",
-			          cert_path, key_path, cert_path);
+			fail(why, whylen,
+			     "%s exists but its key %s is missing; restore the key, or"
+			     " remove %s to create a new CA (clients must then trust the new"
+			     " one)",
+			     cert_path, key_path, cert_path);
 			rc = EMU_ECRYPTO;
 			goto out;
 		}
 		if (rc != EMU_OK) {
-			log_error("pki", "cannot use CA key %s (%s)", key_path, emu_strerror(rc));
+			fail(why, whylen, "cannot use CA key %s (%s)", key_path, emu_strerror(rc));
 			rc = EMU_ECRYPTO;
 			goto out;
 		}
 		if (!gen_key_matches_cert(key, cert)) {
-			log_error("pki", "%s does not belong to %s", key_path, cert_path);
+			fail(why, whylen, "%s does not belong to %s", key_path, cert_path);
 			rc = EMU_ECRYPTO;
 			goto out;
 		}
 		if (!x509_is_ca(cert)) {
-			log_error("pki", "%s is not a CA certificate (basicConstraints CA:TRUE)",
-			          cert_path);
+			fail(why, whylen, "%s is not a CA certificate (basicConstraints CA:TRUE)",
+			     cert_path);
 			rc = EMU_ECRYPTO;
 			goto out;
 		}
@@ -164,7 +192,7 @@ static int ensure_ca(const char *dir, const struct ca_spec *spec, X509 *parent,
 	}
 
 	/* No certificate: nobody can trust this CA yet, so a stale key may go. */
-	rc = gen_key(GEN_KEY_P256, &key);
+	rc = gen_key(spec->key_type, &key);
 	if (rc != EMU_OK)
 		goto out;
 	memset(&o, 0, sizeof(o));
@@ -184,7 +212,7 @@ static int ensure_ca(const char *dir, const struct ca_spec *spec, X509 *parent,
 	if (rc == EMU_OK)
 		rc = gen_write_certs_file(cert_path, &cert, 1, GEN_WRITE_EXCL);
 	if (rc != EMU_OK) {
-		log_error("pki", "cannot write %s / %s", cert_path, key_path);
+		fail(why, whylen, "cannot write %s / %s", cert_path, key_path);
 		goto out;
 	}
 	*created = 1;
@@ -202,6 +230,18 @@ out:
 	X509_free(cert);
 	EVP_PKEY_free(key);
 	return rc;
+}
+
+/* Takes the lock file that serialises everyone creating files in certs/: two
+ * services sharing a data dir must not each create a different CA. */
+static int lock_dir(const char *lock_path, int *fd, char *why, size_t whylen)
+{
+	*fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (*fd < 0 || flock(*fd, LOCK_EX) != 0) {
+		fail(why, whylen, "cannot lock %s: %s", lock_path, strerror(errno));
+		return EMU_EIO;
+	}
+	return EMU_OK;
 }
 
 /* Fills names[] with the deduplicated names the server certificate must carry. */
@@ -438,15 +478,12 @@ int devpki_ensure(const char *data_dir, const char *hostname, const char *const 
 	if (rc != EMU_OK)
 		return rc;
 
-	/* Two services sharing a data dir must not each create a different CA. */
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
-		log_error("pki", "cannot lock %s: %s", lock_path, strerror(errno));
-		rc = EMU_EIO;
+	rc = lock_dir(lock_path, &lock_fd, NULL, 0);
+	if (rc != EMU_OK)
 		goto out;
-	}
 
-	rc = ensure_ca(out->dir, &server_ca_spec, NULL, NULL, &ca, &ca_key, &out->created_ca);
+	rc = ensure_ca(out->dir, &server_ca_spec, NULL, NULL, &ca, &ca_key, &out->created_ca, NULL,
+	               0);
 	if (rc != EMU_OK)
 		goto out;
 	x509_thumbprint_sha1(ca, out->server_ca_sha1);
@@ -485,5 +522,187 @@ out:
 	X509_free(server);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+/* Writes <dir>/device-ca-chain.pem = [issuing, root] unless it already says exactly that. */
+static int ensure_chain_file(const char *path, X509 *issuing, X509 *root, char *why, size_t whylen)
+{
+	STACK_OF(X509) *have = NULL;
+	X509 *pair[2];
+	int rc;
+
+	if (file_exists(path) && gen_read_chain_file(path, &have) == EMU_OK &&
+	    sk_X509_num(have) == 2 && X509_cmp(sk_X509_value(have, 0), issuing) == 0 &&
+	    X509_cmp(sk_X509_value(have, 1), root) == 0) {
+		sk_X509_pop_free(have, X509_free);
+		return EMU_OK;
+	}
+	sk_X509_pop_free(have, X509_free);
+	pair[0] = issuing;
+	pair[1] = root;
+	rc = gen_write_certs_file(path, pair, 2, 0);
+	if (rc != EMU_OK)
+		fail(why, whylen, "cannot write %s: %s", path, emu_strerror(rc));
+	else
+		log_info("pki", "wrote %s (issuing CA, then root)", path);
+	return rc;
+}
+
+/* The emulator's own device root and issuing CA, created on first use. */
+static int ensure_dev_issuer(const char *data_dir, struct devpki_issuer_files *out, char *why,
+                             size_t whylen)
+{
+	char dir[DEVPKI_PATH_MAX], lock_path[DEVPKI_PATH_MAX];
+	X509 *root = NULL, *issuing = NULL;
+	EVP_PKEY *root_key = NULL, *issuing_key = NULL;
+	int lock_fd = -1, rc;
+
+	rc = join_path(dir, sizeof(dir), data_dir, "certs");
+	if (rc == EMU_OK)
+		rc = join_path(out->root_cert, sizeof(out->root_cert), dir, "device-root.pem");
+	if (rc == EMU_OK)
+		rc = join_path(out->issuing_cert, sizeof(out->issuing_cert), dir,
+		               "device-issuing-ca.pem");
+	if (rc == EMU_OK)
+		rc = join_path(out->issuing_key, sizeof(out->issuing_key), dir,
+		               "device-issuing-ca.key");
+	if (rc == EMU_OK)
+		rc = join_path(out->chain, sizeof(out->chain), dir, "device-ca-chain.pem");
+	if (rc == EMU_OK)
+		rc = join_path(lock_path, sizeof(lock_path), dir, ".lock");
+	if (rc != EMU_OK) {
+		fail(why, whylen, "data directory path too long: %s", data_dir);
+		return rc;
+	}
+	rc = make_dirs(dir, 0700);
+	if (rc != EMU_OK) {
+		fail(why, whylen, "cannot create %s", dir);
+		return rc;
+	}
+	rc = lock_dir(lock_path, &lock_fd, why, whylen);
+	if (rc != EMU_OK)
+		goto out;
+
+	/* A new root would not have signed the existing issuing CA. */
+	if (!file_exists(out->root_cert) && file_exists(out->issuing_cert)) {
+		fail(why, whylen,
+		     "%s exists without its root %s; restore the root, or remove %s and %s to"
+		     " create a new device PKI (hubs and devices must then trust the new one)",
+		     out->issuing_cert, out->root_cert, out->issuing_cert, out->issuing_key);
+		rc = EMU_ECRYPTO;
+		goto out;
+	}
+	rc = ensure_ca(dir, &device_root_spec, NULL, NULL, &root, &root_key, &out->created_root,
+	               why, whylen);
+	if (rc == EMU_OK)
+		rc = ensure_ca(dir, &device_issuing_spec, root, root_key, &issuing, &issuing_key,
+		               &out->created_issuing, why, whylen);
+	if (rc == EMU_OK)
+		rc = ensure_chain_file(out->chain, issuing, root, why, whylen);
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	X509_free(root);
+	X509_free(issuing);
+	EVP_PKEY_free(root_key);
+	EVP_PKEY_free(issuing_key);
+	return rc;
+}
+
+static int copy_path(char *out, const char *path, char *why, size_t whylen)
+{
+	size_t n = strlen(path);
+
+	if (n >= DEVPKI_PATH_MAX) {
+		fail(why, whylen, "path too long: %.80s...", path);
+		return EMU_ETOOBIG;
+	}
+	memcpy(out, path, n + 1);
+	return EMU_OK;
+}
+
+int devpki_ensure_issuer(const char *data_dir, const char *user_cert, const char *user_key,
+                         const char *user_chain, struct devpki_issuer_files *out,
+                         struct issue_ca **ca_out, char *why, size_t whylen)
+{
+	struct issue_ca *ca = NULL;
+	char reason[1024], when[32];
+	int user, rc;
+
+	reason[0] = '\0';
+	if (ca_out)
+		*ca_out = NULL;
+	if (!out) {
+		rc = EMU_EINVAL;
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	if (user_cert && !*user_cert)
+		user_cert = NULL;
+	if (user_key && !*user_key)
+		user_key = NULL;
+	if (user_chain && !*user_chain)
+		user_chain = NULL;
+	user = user_cert || user_key || user_chain;
+	if (user && (!user_cert || !user_key)) {
+		fail(reason, sizeof(reason),
+		     "an issuing CA needs its certificate and its key (given: certificate %s, key "
+		     "%s,"
+		     " chain %s)",
+		     user_cert ? user_cert : "none", user_key ? user_key : "none",
+		     user_chain ? user_chain : "none");
+		rc = EMU_EINVAL;
+		goto out;
+	}
+	if (!user && (!data_dir || !*data_dir)) {
+		fail(reason, sizeof(reason), "no data directory for the device PKI");
+		rc = EMU_EINVAL;
+		goto out;
+	}
+
+	if (user) {
+		out->user_supplied = 1;
+		rc = copy_path(out->issuing_cert, user_cert, reason, sizeof(reason));
+		if (rc == EMU_OK)
+			rc = copy_path(out->issuing_key, user_key, reason, sizeof(reason));
+		/* without a chain file the certificate file carries the chain */
+		if (rc == EMU_OK)
+			rc = copy_path(out->chain, user_chain ? user_chain : user_cert, reason,
+			               sizeof(reason));
+	} else {
+		rc = ensure_dev_issuer(data_dir, out, reason, sizeof(reason));
+	}
+	if (rc != EMU_OK)
+		goto out;
+
+	rc = issue_ca_load(out->issuing_cert, out->issuing_key, out->chain, &ca, reason,
+	                   sizeof(reason));
+	if (rc != EMU_OK) {
+		log_error("pki", "issuing CA refused: %s", reason);
+		goto out;
+	}
+	x509_thumbprint_sha1(issue_ca_cert(ca), out->issuing_sha1);
+	x509_thumbprint_sha256(issue_ca_cert(ca), out->issuing_sha256);
+	x509_thumbprint_sha1(issue_ca_root(ca), out->root_sha1);
+	x509_thumbprint_sha256(issue_ca_root(ca), out->root_sha256);
+	out->issuing_not_after = x509_not_after(issue_ca_cert(ca));
+	log_time(out->issuing_not_after, when);
+	log_info("pki",
+	         "device certificates are issued by %s (%s, SHA-256 %s, expires %s), root"
+	         " SHA-256 %s",
+	         out->issuing_cert, user ? "user-supplied" : "the emulator's own",
+	         out->issuing_sha256, when, out->root_sha256);
+	if (ca_out) {
+		*ca_out = ca;
+		ca = NULL;
+	}
+out:
+	if (why && whylen)
+		snprintf(why, whylen, "%s",
+		         rc == EMU_OK ? ""
+		         : reason[0]  ? reason
+		                      : emu_strerror(rc));
+	issue_ca_free(ca);
 	return rc;
 }

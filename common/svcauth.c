@@ -1,5 +1,6 @@
 #include "svcauth.h"
 
+#include "cfg.h"
 #include "err.h"
 #include "http.h"
 #include "sas.h"
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #define MAX_POLICIES 4
+#define MAX_RESOURCES 48
 
 struct policy {
 	char name[64];
@@ -22,6 +24,8 @@ struct policy {
 struct svcauth {
 	struct policy p[MAX_POLICIES];
 	int n;
+	char *resources[MAX_RESOURCES];
+	int nres;
 };
 
 int svcauth_new(struct svcauth **out)
@@ -36,6 +40,8 @@ void svcauth_free(struct svcauth *a)
 		return;
 	for (int i = 0; i < a->n; i++)
 		free(a->p[i].key);
+	for (int i = 0; i < a->nres; i++)
+		free(a->resources[i]);
 	free(a);
 }
 
@@ -59,6 +65,54 @@ int svcauth_add_policy(struct svcauth *a, const char *name, const char *key_b64)
 	return EMU_OK;
 }
 
+int svcauth_add_resource(struct svcauth *a, const char *host)
+{
+	for (int i = 0; i < a->nres; i++)
+		if (strcasecmp(a->resources[i], host) == 0)
+			return EMU_OK;
+	if (a->nres == MAX_RESOURCES || !*host)
+		return EMU_EINVAL;
+	a->resources[a->nres] = strdup(host);
+	if (!a->resources[a->nres])
+		return EMU_ENOMEM;
+	a->nres++;
+	return EMU_OK;
+}
+
+static void add_name(const char *item, void *arg)
+{
+	svcauth_add_resource(arg, item);
+}
+
+int svcauth_add_cfg_names(struct svcauth *a, const struct cfg *cfg)
+{
+	static const char *const fixed[] = { "localhost", "127.0.0.1", "::1", "[::1]" };
+	int rc = svcauth_add_resource(a, cfg->hostname);
+
+	for (size_t i = 0; rc == EMU_OK && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		rc = svcauth_add_resource(a, fixed[i]);
+	cfg_list_each(cfg->extra_names, add_name, a);
+	cfg_list_each(cfg->linked_hubs, add_name, a);
+	return rc;
+}
+
+/* True when the host part of sr (up to '/' or a ':port') is a known name. */
+static int resource_known(const struct svcauth *a, const char *sr)
+{
+	size_t n = strcspn(sr, "/");
+	const char *colon = memchr(sr, ':', n);
+
+	if (a->nres == 0)
+		return 1;
+	/* An IPv6 literal has colons of its own; only strip a trailing :port. */
+	if (colon && sr[0] != '[' && !memchr(colon + 1, ':', n - (size_t)(colon - sr) - 1))
+		n = (size_t)(colon - sr);
+	for (int i = 0; i < a->nres; i++)
+		if (strlen(a->resources[i]) == n && strncasecmp(a->resources[i], sr, n) == 0)
+			return 1;
+	return 0;
+}
+
 int svcauth_check(const struct svcauth *a, const char *authorization, uint64_t now, char *why,
 		  size_t whylen)
 {
@@ -74,8 +128,12 @@ int svcauth_check(const struct svcauth *a, const char *authorization, uint64_t n
 			 t.error ? t.error : "unparseable");
 		return EMU_EAUTH;
 	}
-	/* The resource (sr) is the host name the client used; any name that
-	 * reaches this emulator is fine, the key is what proves the caller. */
+	/* The resource is the host name the client used: one of ours. */
+	if (!resource_known(a, t.sr)) {
+		snprintf(why, whylen, "SharedAccessSignature is for '%s', which is not a name of this "
+			 "emulator (add it to DPSEMU_EXTRA_NAMES)", t.sr);
+		return EMU_EAUTH;
+	}
 	for (int i = 0; i < a->n; i++) {
 		if (!t.has_skn || strcasecmp(t.skn, a->p[i].name) != 0)
 			continue;

@@ -20,6 +20,16 @@ void svcauth_free(struct svcauth *a);
 /* Adds a policy. key_b64 must be valid base64 (EMU_EINVAL otherwise). */
 int svcauth_add_policy(struct svcauth *a, const char *name, const char *key_b64);
 
+/* Adds a host name a token's resource (sr) may name. With none added any sr
+ * is accepted; otherwise the host part of sr (before any '/' or ':port') must
+ * be one of them. Returns EMU_OK or EMU_ENOMEM / EMU_EINVAL. */
+int svcauth_add_resource(struct svcauth *a, const char *host);
+/* Adds the names this emulator answers to: the host name, localhost,
+ * 127.0.0.1, ::1, DPSEMU_EXTRA_NAMES and DPSEMU_LINKED_HUBS (the names its
+ * server certificate carries, so the only ones a TLS client can use). */
+struct cfg;
+int svcauth_add_cfg_names(struct svcauth *a, const struct cfg *cfg);
+
 /* Checks an Authorization header value at time now (unix seconds). Returns
  * EMU_OK, or EMU_EAUTH with the reason in why. */
 int svcauth_check(const struct svcauth *a, const char *authorization, uint64_t now, char *why,

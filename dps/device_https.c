@@ -83,7 +83,8 @@ static void get_operation(void *arg, struct http_req *r)
 
 	if (check_scope(d, r) != EMU_OK)
 		return;
-	dps_operation_status(d, http_req_param(r, 1), http_req_param(r, 2), http_req_id(r), &ans);
+	dps_operation_status(d, http_req_param(r, 1), http_req_param(r, 2), http_req_peer_leaf(r),
+			     http_req_id(r), &ans);
 	send_answer(r, &ans);
 }
 

@@ -137,7 +137,8 @@ static int dps_publish(void *arg, struct mqtt_session *s, const char *topic,
 		};
 		dps_register(d, &rq, &ans);
 	} else {
-		dps_operation_status(d, ds->registration_id, rt.operation_id, ds->tracking, &ans);
+		dps_operation_status(d, ds->registration_id, rt.operation_id,
+				     mqtt_session_peer_leaf(s), ds->tracking, &ans);
 	}
 	send_answer(s, rt.rid, rt.rid_len, &ans);
 	dps_answer_free(&ans);

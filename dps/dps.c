@@ -119,6 +119,8 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	    (rc = store_table_open(d->st, "operations", &d->operations)) ||
 	    (rc = enr_store_new(d->st, NULL, &d->es)) || (rc = svcauth_new(&d->auth)))
 		goto fail;
+	if ((rc = svcauth_add_cfg_names(d->auth, d->cfg)))
+		goto fail;
 	if ((rc = svcauth_add_policy(d->auth, "provisioningserviceowner", d->cfg->dps_key))) {
 		log_error("dps", "DPSEMU_DPS_KEY is not valid base64");
 		goto fail;

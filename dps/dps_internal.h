@@ -59,8 +59,9 @@ struct dps_reg_request {
 
 /* register.c: attestation, allocation and the registration record. */
 void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_answer *ans);
+/* The operation's state; the presented leaf must be the one that registered. */
 void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
-			  const char *tracking_id, struct dps_answer *ans);
+			  X509 *leaf, const char *tracking_id, struct dps_answer *ans);
 /* The registration state of a device (service view; new reference) or NULL. */
 json_t *dps_registration_get(struct dps *d, const char *registration_id);
 /* Sets ans to an error: status, Azure body {errorCode, trackingId, message, timestampUtc}. */

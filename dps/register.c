@@ -271,9 +271,12 @@ static json_t *build_state(struct dps *d, const struct dps_reg_request *rq,
 }
 
 /* The operation record: what polls of operation opid answer. */
-static json_t *operation_record(const char *opid, const char *key, const json_t *state)
+static json_t *operation_record(const char *opid, const char *key, const char *thumb,
+				const json_t *state)
 {
-	return json_pack("{s:s, s:o, s:I}", "registrationKey", key, "result",
+	/* The thumbprint binds the operation to the certificate that asked. */
+	return json_pack("{s:s, s:s, s:o, s:I}", "registrationKey", key, "thumbprint", thumb,
+			 "result",
 			 json_pack("{s:s, s:s, s:o}", "operationId", opid, "status",
 				   json_string_value(json_object_get(state, "status")),
 				   "registrationState", device_state(state)),
@@ -281,11 +284,11 @@ static json_t *operation_record(const char *opid, const char *key, const json_t 
 }
 
 /* Commits the outcome: the operation and, when save_state, the registration. */
-static int save_outcome(struct dps *d, const char *opid, const char *key, const json_t *state,
-			int save_state)
+static int save_outcome(struct dps *d, const char *opid, const char *key, const char *thumb,
+			const json_t *state, int save_state)
 {
 	struct store_txn *txn = NULL;
-	json_t *op = operation_record(opid, key, state);
+	json_t *op = operation_record(opid, key, thumb, state);
 	int rc = EMU_ENOMEM;
 
 	if (op && (rc = store_txn_begin(d->st, 1, &txn)) == EMU_OK) {
@@ -303,6 +306,7 @@ struct assignment {
 	struct dps *d;
 	char opid[64];
 	char key[ENR_ID_MAX + 1];
+	char thumb[65];
 	json_t *state;
 };
 
@@ -324,7 +328,7 @@ static void assignment_done(void *arg, int ok, const char *why)
 		json_object_set_new(a->state, "errorMessage", json_string(why));
 		log_info("dps", "registration '%s' failed: %d %s", regid, ERR_HUB_UNAUTHORIZED, why);
 	}
-	if (save_outcome(a->d, a->opid, a->key, a->state, 1) != EMU_OK)
+	if (save_outcome(a->d, a->opid, a->key, a->thumb, a->state, 1) != EMU_OK)
 		log_error("dps", "registration '%s': storage error saving the outcome", regid);
 	json_decref(a->state);
 	free(a);
@@ -332,8 +336,8 @@ static void assignment_done(void *arg, int ok, const char *why)
 
 /* Commits the operation as "assigning" and starts registering the device in
  * its hub; assignment_done records the outcome. */
-static int start_assignment(struct dps *d, const char *opid, const char *key, json_t *state,
-			    const json_t *old, const struct enrollment *e, X509 *leaf)
+static int start_assignment(struct dps *d, const char *opid, const char *key, const char *thumb,
+			    json_t *state, const json_t *old, const struct enrollment *e, X509 *leaf)
 {
 	const char *old_status = json_string_value(json_object_get(old, "status"));
 	const char *substatus = json_string_value(json_object_get(state, "substatus"));
@@ -349,8 +353,9 @@ static int start_assignment(struct dps *d, const char *opid, const char *key, js
 	a->d = d;
 	snprintf(a->opid, sizeof(a->opid), "%s", opid);
 	snprintf(a->key, sizeof(a->key), "%s", key);
+	snprintf(a->thumb, sizeof(a->thumb), "%s", thumb);
 	a->state = json_incref(state);
-	if ((rc = save_outcome(d, opid, key, pending, 0)) != EMU_OK)
+	if ((rc = save_outcome(d, opid, key, thumb, pending, 0)) != EMU_OK)
 		goto fail;
 	/* The initial twin applies to a new device and to a data reset. */
 	rc = dps_hub_sync(d, json_string_value(json_object_get(state, "assignedHub")),
@@ -416,7 +421,7 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	struct enr_list *groups;
 	struct store_txn *txn = NULL;
 	json_t *doc = NULL, *payload = NULL, *old = NULL, *state = NULL;
-	char key[ENR_ID_MAX + 1], why[256], opid[64];
+	char key[ENR_ID_MAX + 1], why[256], opid[64], thumb[65];
 	int has_csr = 0, failed = 0;
 
 	memset(&m, 0, sizeof(m));
@@ -436,6 +441,7 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 		goto out;
 	}
 	enrollment_id_key(rq->registration_id, key);
+	x509_thumbprint_sha256(rq->leaf, thumb);
 	if (store_txn_begin(d->st, 0, &txn) == EMU_OK) {
 		enr_store_get(d->es, txn, ENR_INDIVIDUAL, rq->registration_id, &individual);
 		store_txn_abort(txn);
@@ -479,11 +485,12 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	if (m.outcome == MATCH_OK && !failed) {
 		/* The device must exist in its hub before DPS says "assigned": answer
 		 * "assigning" now and finish when the hub has it. */
-		if (start_assignment(d, opid, key, state, old, m.enrollment, rq->leaf) != EMU_OK) {
+		if (start_assignment(d, opid, key, thumb, state, old, m.enrollment, rq->leaf) !=
+		    EMU_OK) {
 			dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 			goto out;
 		}
-	} else if (save_outcome(d, opid, key, state, m.outcome == MATCH_OK) != EMU_OK) {
+	} else if (save_outcome(d, opid, key, thumb, state, m.outcome == MATCH_OK) != EMU_OK) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 		goto out;
 	}
@@ -503,12 +510,13 @@ out:
 }
 
 void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
-			  const char *tracking_id, struct dps_answer *ans)
+			  X509 *leaf, const char *tracking_id, struct dps_answer *ans)
 {
 	char key[ENR_ID_MAX + 1];
 	struct store_txn *txn = NULL;
 	json_t *op = NULL;
-	const char *owner, *status;
+	const char *owner, *status, *thumb;
+	char have[65] = "";
 
 	memset(ans, 0, sizeof(*ans));
 	ans->retry_after = -1;
@@ -528,6 +536,16 @@ void dps_operation_status(struct dps *d, const char *registration_id, const char
 		dps_answer_error(ans, 404, ERR_NOT_FOUND, tracking_id,
 				 "operation '%s' not found for registration '%s'", operation_id,
 				 registration_id);
+		json_decref(op);
+		return;
+	}
+	thumb = json_string_value(json_object_get(op, "thumbprint"));
+	if (leaf)
+		x509_thumbprint_sha256(leaf, have);
+	if (!thumb || strcmp(thumb, have) != 0) {
+		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, tracking_id,
+				 "operation '%s' was started with another certificate than the one "
+				 "presented", operation_id);
 		json_decref(op);
 		return;
 	}

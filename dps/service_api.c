@@ -5,6 +5,7 @@
 #include "dps/dps_internal.h"
 
 #include "err.h"
+#include "etag.h"
 #include "http.h"
 #include "log.h"
 #include "svcauth.h"
@@ -107,7 +108,6 @@ static void put_enrollment(void *arg, struct http_req *r)
 	}
 	if (commit(r, txn) != EMU_OK)
 		goto out;
-	log_info("dps", "%s '%s' written (etag %s)", kind_noun(kr->kind), e->id, e->etag);
 	http_resp_header(r, "ETag", e->etag);
 	http_respond_json(r, 200, enrollment_to_api_json(e, 1));
 out:
@@ -173,7 +173,6 @@ static void delete_enrollment(void *arg, struct http_req *r)
 	}
 	if (commit(r, txn) != EMU_OK)
 		return;
-	log_info("dps", "%s '%s' deleted", kind_noun(kr->kind), id);
 	http_respond(r, 204, NULL, NULL, 0);
 }
 
@@ -361,8 +360,8 @@ static void delete_registration(void *arg, struct http_req *r)
 		return;
 	if (store_get_json(txn, d->registrations, key, &st) != EMU_OK) {
 		http_respond_error(r, 404, 404202, "registration '%s' not found", id);
-	} else if (!enrollment_etag_matches(json_string_value(json_object_get(st, "etag")),
-					    if_match && *if_match ? if_match : "*")) {
+	} else if (!etag_is_absent(if_match) &&
+		   !etag_matches(json_string_value(json_object_get(st, "etag")), if_match)) {
 		http_respond_error(r, 412, ENR_ERRCODE_PRECONDITION,
 				   "If-Match does not match the registration's etag");
 	} else if (store_del(txn, d->registrations, key) != EMU_OK) {

@@ -27,13 +27,14 @@ int dps_wire_parse_username(const char *u, struct dps_username *out)
 	memset(out, 0, sizeof(*out));
 	if (!reg)
 		return EMU_EINVAL;
-	ver = strstr(reg + 1, "/api-version=");
+	/* Search after "/registrations/": its own trailing '/' must not match. */
+	ver = strstr(reg + strlen("/registrations"), "/api-version=");
 	if (!ver)
 		return EMU_EINVAL;
 	if (copy_part(out->scope, sizeof(out->scope), u, (size_t)(reg - u)) != EMU_OK)
 		return EMU_EINVAL;
 	reg += strlen("/registrations/");
-	if (memchr(reg, '/', (size_t)(ver - reg)) ||
+	if (ver < reg || memchr(reg, '/', (size_t)(ver - reg)) ||
 	    copy_part(out->registration_id, sizeof(out->registration_id), reg, (size_t)(ver - reg)) !=
 		    EMU_OK)
 		return EMU_EINVAL;

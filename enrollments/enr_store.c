@@ -1,6 +1,7 @@
 #include "enrollments/enr_store.h"
 
 #include "err.h"
+#include "etag.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -139,21 +140,6 @@ int enr_store_get(struct enr_store *es, struct store_txn *txn, enum enr_kind kin
 	return load(es, txn, kind, key, out);
 }
 
-/* An If-Match value that imposes a condition ("" and whitespace do not). */
-static int has_value(const char *if_match)
-{
-	if (!if_match)
-		return 0;
-	while (*if_match == ' ' || *if_match == '\t')
-		if_match++;
-	return *if_match != '\0';
-}
-
-static int is_star(const char *if_match)
-{
-	return enrollment_etag_matches(NULL, if_match);
-}
-
 int enr_store_put(struct enr_store *es, struct store_txn *txn, enum enr_kind kind,
                   const char *path_id, const json_t *body, const char *if_match, unsigned flags,
                   struct enrollment **out, char *why, size_t whylen)
@@ -184,19 +170,19 @@ int enr_store_put(struct enr_store *es, struct store_txn *txn, enum enr_kind kin
 	if (rc != EMU_OK)
 		goto out;
 	enrollment_id_key(e->id, key);
-	if (!has_value(if_match)) {
+	if (etag_is_absent(if_match)) {
 		if (old) {
 			set_why(why, whylen, "%s '%s' already exists", kind_noun(kind), e->id);
 			rc = EMU_EEXIST;
 			goto out;
 		}
-	} else if (!is_star(if_match)) {
+	} else if (!etag_is_any(if_match)) {
 		if (!old) {
 			set_why(why, whylen, "%s '%s' does not exist", kind_noun(kind), e->id);
 			rc = EMU_ENOTFOUND;
 			goto out;
 		}
-		if (!enrollment_etag_matches(old->etag, if_match)) {
+		if (!etag_matches(old->etag, if_match)) {
 			set_why(why, whylen, "etag %s does not match the current etag of %s '%s'",
 			        if_match, kind_noun(kind), e->id);
 			rc = EMU_EPRECOND;
@@ -242,11 +228,11 @@ int enr_store_delete(struct enr_store *es, struct store_txn *txn, enum enr_kind 
 	if (enrollment_id_valid(id, NULL, 0) != EMU_OK)
 		return EMU_ENOTFOUND;
 	enrollment_id_key(id, key);
-	if (has_value(if_match) && !is_star(if_match)) {
+	if (!etag_is_absent(if_match) && !etag_is_any(if_match)) {
 		rc = load(es, txn, kind, key, &old);
 		if (rc != EMU_OK)
 			return rc;
-		rc = enrollment_etag_matches(old->etag, if_match) ? EMU_OK : EMU_EPRECOND;
+		rc = etag_matches(old->etag, if_match) ? EMU_OK : EMU_EPRECOND;
 		enrollment_free(old);
 		if (rc != EMU_OK)
 			return rc;

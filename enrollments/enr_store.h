@@ -59,7 +59,7 @@ void enr_store_free(struct enr_store *es);
  *             "*"        - create or replace;
  *             an etag    - replace only: the record must exist (else EMU_ENOTFOUND,
  *                          HTTP 404) and carry that etag (else EMU_EPRECOND, HTTP 412),
- *                          compared with enrollment_etag_matches;
+ *                          compared with etag_matches (etag.h);
  *   flags     enum enr_put_flags bits.
  * On replace, createdDateTimeUtc is kept and secrets the client cannot send back are
  * kept (enrollment_merge_secrets); a new etag and lastUpdatedDateTimeUtc are set.

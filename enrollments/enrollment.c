@@ -3,6 +3,7 @@
 #include "certs/x509.h"
 #include "clock.h"
 #include "err.h"
+#include "etag.h"
 #include "log.h"
 #include "textenc.h"
 
@@ -1041,20 +1042,12 @@ nomem:
 	return NULL;
 }
 
-void enrollment_etag_new(char out[ENR_ETAG_LEN])
-{
-	char uuid[37];
-
-	rand_uuid(uuid);
-	snprintf(out, ENR_ETAG_LEN, "\"%s\"", uuid);
-}
-
 int enrollment_stamp(struct enrollment *e, const char *created)
 {
 	char etag[ENR_ETAG_LEN], now[32];
 	char *dup;
 
-	enrollment_etag_new(etag);
+	etag_new_uuid(etag);
 	clock_iso8601_now(now);
 	dup = strdup(etag);
 	if (!dup)
@@ -1158,41 +1151,6 @@ json_t *enrollment_to_api_json(const struct enrollment *e, int with_keys)
 json_t *enrollment_attestation_json(const struct enrollment *e)
 {
 	return api_attestation(e, 1);
-}
-
-/* Points p and n at the comparable core of an etag: no whitespace, no W/ prefix, no quotes. */
-static void etag_core(const char *s, const char **p, size_t *n)
-{
-	size_t len;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (s[0] == 'W' && s[1] == '/')
-		s += 2;
-	while (*s == '"' || *s == '\\')
-		s++;
-	len = strlen(s);
-	while (len > 0 &&
-	       (s[len - 1] == '"' || s[len - 1] == '\\' || s[len - 1] == ' ' || s[len - 1] == '\t'))
-		len--;
-	*p = s;
-	*n = len;
-}
-
-int enrollment_etag_matches(const char *etag, const char *if_match)
-{
-	const char *a, *b;
-	size_t na, nb;
-
-	if (!if_match)
-		return 0;
-	etag_core(if_match, &b, &nb);
-	if (nb == 1 && b[0] == '*')
-		return 1;
-	if (!etag)
-		return 0;
-	etag_core(etag, &a, &na);
-	return na == nb && na > 0 && memcmp(a, b, na) == 0;
 }
 
 void enrollment_free(struct enrollment *e)

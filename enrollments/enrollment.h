@@ -20,12 +20,14 @@
 #ifndef DPSEMU_ENROLLMENT_H
 #define DPSEMU_ENROLLMENT_H
 
+#include "etag.h"
+
 #include <jansson.h>
 #include <openssl/x509.h>
 #include <stddef.h>
 
 #define ENR_ID_MAX   128
-#define ENR_ETAG_LEN 40 /* buffer size for an etag: '"' + 36-char UUID + '"' + NUL */
+#define ENR_ETAG_LEN ETAG_UUID_LEN /* an enrollment's etag is a quoted UUID (etag_new_uuid) */
 
 enum enr_kind { ENR_INDIVIDUAL = 0, ENR_GROUP = 1 };
 
@@ -128,14 +130,6 @@ json_t *enrollment_to_api_json(const struct enrollment *e, int with_keys);
  * new reference (NULL on allocation failure). */
 json_t *enrollment_attestation_json(const struct enrollment *e);
 
-/* Writes a new etag "\"<uuid>\"" (quotes included) into out. */
-void enrollment_etag_new(char out[ENR_ETAG_LEN]);
-
-/* True when if_match (an If-Match header or a body etag) matches etag: "*" matches
- * anything; otherwise both are compared after removing surrounding whitespace,
- * a weak "W/" prefix and surrounding double quotes. etag NULL never matches a
- * value other than "*". */
-int enrollment_etag_matches(const char *etag, const char *if_match);
 
 /* Frees e and everything it owns; NULL is fine. */
 void enrollment_free(struct enrollment *e);

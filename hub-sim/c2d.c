@@ -34,7 +34,8 @@ static const char *const system_names[] = { "messageId", "correlationId", "userI
 struct queue_scan {
 	const char *prefix;
 	size_t prefix_len;
-	json_t *items; /* [key, message] pairs when collecting; NULL when counting */
+	json_t *items; /* [key, message] pairs when collecting messages, else NULL */
+	json_t *keys;  /* the keys alone when collecting keys, else NULL */
 	size_t count;
 };
 
@@ -51,18 +52,91 @@ static int scan_queue(const char *key, const void *val, size_t len, void *arg)
 			json_array_append_new(q->items, json_pack("{s:s, s:o}", "key", key, "message",
 								  msg));
 	}
+	if (q->keys && json_array_append_new(q->keys, json_string_nocheck(key)) != 0)
+		return EMU_ENOMEM;
 	return 0;
 }
 
-/* Reads the device's queue (items NULL: just count). */
+/* Reads the device's queue into q (with neither items nor keys: just counts).
+ * Keys are "<id>/<seq>" and ids never contain '/', so the prefix names exactly
+ * this device's messages. EMU_OK, EMU_EINVAL (id too long), EMU_ENOMEM, EMU_ESTORE. */
 static int read_queue(struct hub *h, struct store_txn *txn, const char *device_id,
 		      struct queue_scan *q, char *prefix, size_t prefix_len)
 {
+	int rc;
+
+	q->count = 0;
+	/* A truncated prefix would name other devices' messages too. */
+	if (strlen(device_id) > HUB_DEVICE_ID_MAX || prefix_len < strlen(device_id) + 2)
+		return EMU_EINVAL;
 	snprintf(prefix, prefix_len, "%s/", device_id);
 	q->prefix = prefix;
 	q->prefix_len = strlen(prefix);
-	q->count = 0;
-	return store_iter(txn, h->c2d, prefix, scan_queue, q) < 0 ? EMU_ESTORE : EMU_OK;
+	rc = store_iter(txn, h->c2d, prefix, scan_queue, q);
+	return rc < 0 ? rc : EMU_OK;
+}
+
+int hub_c2d_count(struct hub *h, struct store_txn *txn, const char *device_id, size_t *count)
+{
+	struct queue_scan q = { .items = NULL };
+	char prefix[HUB_DEVICE_ID_MAX + 2];
+	int rc = read_queue(h, txn, device_id, &q, prefix, sizeof(prefix));
+
+	*count = rc == EMU_OK ? q.count : 0;
+	return rc;
+}
+
+int hub_c2d_purge(struct hub *h, struct store_txn *txn, const char *device_id, size_t *purged)
+{
+	struct queue_scan q = { .keys = json_array() };
+	char prefix[HUB_DEVICE_ID_MAX + 2];
+	size_t i = 0;
+	int rc = EMU_ENOMEM;
+
+	if (purged)
+		*purged = 0;
+	if (!q.keys)
+		goto out;
+	/* Keys first, deletes after: the cursor never walks over its own deletions. */
+	rc = read_queue(h, txn, device_id, &q, prefix, sizeof(prefix));
+	for (i = 0; rc == EMU_OK && i < json_array_size(q.keys); i++)
+		rc = store_del(txn, h->c2d, json_string_value(json_array_get(q.keys, i)));
+	if (rc == EMU_OK && purged)
+		*purged = i;
+out:
+	json_decref(q.keys);
+	return rc;
+}
+
+int hub_c2d_enqueue(struct hub *h, struct store_txn *txn, const char *device_id, json_t *msg,
+		    int64_t *seq)
+{
+	char meta_key[HUB_DEVICE_ID_MAX + 16], key[HUB_DEVICE_ID_MAX + 32];
+	const void *val;
+	size_t vlen;
+	int64_t n = 0;
+	int rc;
+
+	*seq = 0;
+	if (strlen(device_id) > HUB_DEVICE_ID_MAX)
+		return EMU_EINVAL;
+	/* The counter outlives purges and deletions, so a number is never reused:
+	 * a late PUBACK for an old message cannot complete a new one. */
+	snprintf(meta_key, sizeof(meta_key), "c2d-seq/%s", device_id);
+	rc = store_get(txn, h->meta, meta_key, &val, &vlen);
+	if (rc == EMU_OK && vlen == sizeof(n))
+		memcpy(&n, val, sizeof(n));
+	else if (rc != EMU_OK && rc != EMU_ENOTFOUND)
+		return rc;
+	n++;
+	snprintf(key, sizeof(key), "%s/%020lld", device_id, (long long)n);
+	if (json_object_set_new(msg, "sequenceNumber", json_integer(n)) != 0)
+		return EMU_ENOMEM;
+	if ((rc = store_put_json(txn, h->c2d, key, msg)) != EMU_OK ||
+	    (rc = store_put(txn, h->meta, meta_key, &n, sizeof(n))) != EMU_OK)
+		return rc;
+	*seq = n;
+	return EMU_OK;
 }
 
 static int inflight_has(const struct hub_conn *c, const char *key)
@@ -132,7 +206,8 @@ void hub_c2d_deliver(struct hub *h, struct hub_conn *c)
 		json_decref(q.items);
 		return;
 	}
-	read_queue(h, txn, c->device_id, &q, prefix, sizeof(prefix));
+	if (read_queue(h, txn, c->device_id, &q, prefix, sizeof(prefix)) != EMU_OK)
+		log_warn("hub", "device '%s': C2D queue unreadable", c->device_id);
 	store_txn_abort(txn);
 	for (i = 0; i < json_array_size(q.items); i++) {
 		json_t *it = json_array_get(q.items, i);
@@ -238,14 +313,10 @@ static void send_message(void *arg, struct http_req *r)
 {
 	struct hub *h = arg;
 	const char *device_id = http_req_param(r, 0);
-	char meta_key[HUB_DEVICE_ID_MAX + 16], key[HUB_DEVICE_ID_MAX + 32];
-	char prefix[HUB_DEVICE_ID_MAX + 2];
-	struct queue_scan q = { .items = NULL };
+	size_t queued = 0;
 	struct store_txn *txn = NULL;
 	json_t *msg = NULL, *device = NULL;
 	struct hub_conn *c;
-	const void *val;
-	size_t vlen;
 	int64_t seq = 0;
 
 	if (hub_require_auth(h, r) != EMU_OK || !(msg = message_from_request(h, r, device_id)))
@@ -258,20 +329,16 @@ static void send_message(void *arg, struct http_req *r)
 		hub_respond_error(r, 404, "DeviceNotFound", "device '%s' is not registered", device_id);
 		goto out;
 	}
-	read_queue(h, txn, device_id, &q, prefix, sizeof(prefix));
-	if (q.count >= (size_t)h->cfg->c2d_queue_max) {
-		hub_respond_error(r, 403, "DeviceMaximumQueueDepthExceeded", "device '%s' already has "
-				  "%zu queued messages (DPSEMU_C2D_QUEUE_MAX)", device_id, q.count);
+	if (hub_c2d_count(h, txn, device_id, &queued) != EMU_OK) {
+		hub_respond_error(r, 500, "ServerError", "storage error");
 		goto out;
 	}
-	snprintf(meta_key, sizeof(meta_key), "c2d-seq/%s", device_id);
-	if (store_get(txn, h->meta, meta_key, &val, &vlen) == EMU_OK && vlen == sizeof(seq))
-		memcpy(&seq, val, sizeof(seq));
-	seq++;
-	snprintf(key, sizeof(key), "%s/%020lld", device_id, (long long)seq);
-	json_object_set_new(msg, "sequenceNumber", json_integer(seq));
-	if (store_put_json(txn, h->c2d, key, msg) != EMU_OK ||
-	    store_put(txn, h->meta, meta_key, &seq, sizeof(seq)) != EMU_OK) {
+	if (queued >= (size_t)h->cfg->c2d_queue_max) {
+		hub_respond_error(r, 403, "DeviceMaximumQueueDepthExceeded", "device '%s' already has "
+				  "%zu queued messages (DPSEMU_C2D_QUEUE_MAX)", device_id, queued);
+		goto out;
+	}
+	if (hub_c2d_enqueue(h, txn, device_id, msg, &seq) != EMU_OK) {
 		hub_respond_error(r, 500, "ServerError", "storage error");
 		goto out;
 	}

@@ -65,6 +65,8 @@ int hub_new(const struct hub_deps *deps, struct hub **out)
 	    (rc = store_table_open(h->st, "c2d", &h->c2d)) ||
 	    (rc = store_table_open(h->st, "hubMeta", &h->meta)) || (rc = svcauth_new(&h->auth)))
 		goto fail;
+	if ((rc = svcauth_add_cfg_names(h->auth, h->cfg)))
+		goto fail;
 	if ((rc = svcauth_add_policy(h->auth, "iothubowner", h->cfg->hub_key))) {
 		log_error("hub", "DPSEMU_HUB_KEY is not valid base64");
 		goto fail;

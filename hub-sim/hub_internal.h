@@ -52,21 +52,24 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 		     size_t whylen);
 
 /* The API view of a stored device: connection state and activity merged in
- * from the live connection table. New reference. */
-json_t *hub_registry_view(struct hub *h, const json_t *device);
+ * from the live connection table, and cloudToDeviceMessageCount counted in txn
+ * (read or write; the stored count stays when the queue is unreadable, logged).
+ * New reference (NULL when out of memory). */
+json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *device);
 
 /* Checks a device id: 1..HUB_DEVICE_ID_MAX ASCII letters, digits and
  * - . + % _ # * ? ! ( ) , = @ $ ' : ; (case-sensitive). Returns EMU_OK or
  * EMU_EINVAL with the offending character in why (why may be NULL). */
 int hub_device_id_valid(const char *id, char *why, size_t whylen);
 
-/* Deletes a device and its twin in txn, then closes its connection
+/* Deletes a device, its twin and its queued C2D messages (hub_c2d_purge; its
+ * telemetry log stays readable) in txn, then closes its connection
  * (hub_conn_close, "device deleted"). if_match NULL, "" or "*" deletes
- * unconditionally; an etag must match (quotes and W/ ignored). Returns EMU_OK,
- * EMU_ENOTFOUND, EMU_EPRECOND (why says so) or EMU_ESTORE. hub_registry_put
- * likewise calls hub_conn_close ("device disabled") when a device goes from
- * enabled to disabled; both call it with txn still open, so it must not open a
- * store transaction of its own. */
+ * unconditionally; an etag must match (etag_matches). Returns EMU_OK,
+ * EMU_ENOTFOUND, EMU_EPRECOND (why says so), EMU_ENOMEM or EMU_ESTORE.
+ * hub_registry_put likewise calls hub_conn_close ("device disabled") when a
+ * device goes from enabled to disabled; both call it with txn still open, so it
+ * must not open a store transaction of its own. */
 int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device_id,
 			const char *if_match, char *why, size_t whylen);
 
@@ -125,6 +128,24 @@ int hub_telemetry_init(struct hub *h, struct http_server *http);
 void hub_telemetry_cancel_waiters(struct hub *h);
 
 /* --- c2d.c: cloud-to-device queues ---------------------------------------- */
+
+/* Appends msg, a stored C2D message ({"body": base64, "systemProperties",
+ * "properties", "enqueuedTimeUtc"}), to device_id's queue in txn and sets its
+ * "sequenceNumber" (also in *seq; numbers grow per device id and are never
+ * reused, even after a purge or the device's deletion). Checks neither that the
+ * device exists nor the queue's depth. EMU_OK, EMU_EINVAL (id longer than
+ * HUB_DEVICE_ID_MAX), EMU_ENOMEM or a store error. msg stays the caller's. */
+int hub_c2d_enqueue(struct hub *h, struct store_txn *txn, const char *device_id, json_t *msg,
+		    int64_t *seq);
+/* The number of messages queued for device_id in txn (0 for an unknown device),
+ * including ones delivered but not yet acknowledged. EMU_OK, EMU_EINVAL (id too
+ * long), EMU_ENOMEM or a store error (*count is then 0). */
+int hub_c2d_count(struct hub *h, struct store_txn *txn, const char *device_id, size_t *count);
+/* Deletes every message queued for device_id in txn (write), delivered or not;
+ * *purged (may be NULL) receives how many. A connected device may still
+ * acknowledge what it received: that completes nothing. EMU_OK, EMU_EINVAL,
+ * EMU_ENOMEM or a store error (nothing is purged once txn is aborted). */
+int hub_c2d_purge(struct hub *h, struct store_txn *txn, const char *device_id, size_t *purged);
 
 /* Sends the device's queued messages it does not have yet (it is connected
  * and subscribed to devicebound). */

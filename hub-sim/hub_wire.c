@@ -8,23 +8,28 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DPS_MARK "/registrations/"
-#define DPS_API_MARK "/api-version="
-#define LEGACY_QUERY "api-version="
-#define TWIN_GET "$iothub/twin/GET/?"
+#define DPS_MARK      "/registrations/"
+#define DPS_API_MARK  "/api-version="
+#define LEGACY_QUERY  "api-version="
+#define TWIN_GET      "$iothub/twin/GET/?"
 #define TWIN_REPORTED "$iothub/twin/PATCH/properties/reported/?"
-#define METHOD_RES "$iothub/methods/res/"
-#define SUB_TWIN_RES "$iothub/twin/res/#"
-#define SUB_DESIRED "$iothub/twin/PATCH/properties/desired/#"
-#define SUB_METHODS "$iothub/methods/POST/#"
-#define EVENTS "messages/events"
-#define DEVICEBOUND "messages/devicebound/#"
+#define METHOD_RES    "$iothub/methods/res/"
+#define SUB_TWIN_RES  "$iothub/twin/res/#"
+#define SUB_DESIRED   "$iothub/twin/PATCH/properties/desired/#"
+#define SUB_METHODS   "$iothub/methods/POST/#"
+#define EVENTS        "messages/events"
+#define DEVICEBOUND   "messages/devicebound/#"
 /* How much of a topic a log reason quotes. */
 #define SNIP 120
 
 static bool starts_with(const char *s, const char *prefix)
 {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
+	/* a loop rather than strncmp: stops at the end of s whatever the prefix */
+	while (*prefix) {
+		if (*s++ != *prefix++)
+			return false;
+	}
+	return true;
 }
 
 static bool starts_with_icase(const char *s, const char *prefix)
@@ -116,7 +121,7 @@ static int parse_query(const char *q, struct hub_username *out)
 
 	if (query_find(q, qlen, "api-version", true, &kv) == EMU_OK) {
 		if (!decode_lenient(kv.value, kv.value_len, out->api_version,
-				    sizeof(out->api_version))) {
+		                    sizeof(out->api_version))) {
 			out->error = "api-version is too long";
 			return EMU_EINVAL;
 		}
@@ -179,7 +184,8 @@ int hub_wire_parse_username(const char *u, struct hub_username *out)
 
 	memset(out, 0, sizeof(*out));
 	if (is_dps_username(u))
-		return fail_username(out, "a DPS username ({scope}/registrations/{id}/api-version=)");
+		return fail_username(out,
+		                     "a DPS username ({scope}/registrations/{id}/api-version=)");
 	slash = strchr(u, '/');
 	if (!slash)
 		return fail_username(out, "no '/' after the host name");
@@ -240,10 +246,11 @@ static void set_reason(char *reason, const char *fmt, ...)
 }
 
 /* "topic" quoted for a reason, cut with "..." past SNIP bytes. */
-#define SNIP_ARGS(s) (int)(strlen(s) > SNIP ? SNIP : strlen(s)), (s), (strlen(s) > SNIP ? "..." : "")
+#define SNIP_ARGS(s)                                                                               \
+	(int)(strlen(s) > SNIP ? SNIP : strlen(s)), (s), (strlen(s) > SNIP ? "..." : "")
 
 static int not_allowed(struct hub_publish_topic *out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int not_allowed(struct hub_publish_topic *out, const char *fmt, ...)
 {
@@ -266,7 +273,7 @@ static int take_rid(const char *topic, const char *q, struct hub_publish_topic *
 		return not_allowed(out, "topic '%.*s%s' has no $rid", SNIP_ARGS(topic));
 	if (kv.value_len > HUB_WIRE_RID_MAX)
 		return not_allowed(out, "topic '%.*s%s' has a $rid longer than %d bytes",
-				   SNIP_ARGS(topic), HUB_WIRE_RID_MAX);
+		                   SNIP_ARGS(topic), HUB_WIRE_RID_MAX);
 	out->rid = kv.value;
 	out->rid_len = kv.value_len;
 	return EMU_OK;
@@ -314,8 +321,10 @@ static int parse_twin_or_method(const char *topic, struct hub_publish_topic *out
 			return rc;
 		if (query_find(q, strlen(q), "$version", false, &kv) == EMU_OK) {
 			if (!parse_int(kv.value, kv.value_len, false, 18, &v))
-				return not_allowed(out, "topic '%.*s%s' has a $version that is not a "
-						   "number", SNIP_ARGS(topic));
+				return not_allowed(out,
+				                   "topic '%.*s%s' has a $version that is not a "
+				                   "number",
+				                   SNIP_ARGS(topic));
 			out->has_version = true;
 			out->version = v;
 		}
@@ -327,8 +336,10 @@ static int parse_twin_or_method(const char *topic, struct hub_publish_topic *out
 		const char *end = strstr(st, "/?");
 
 		if (!end || !parse_int(st, (size_t)(end - st), true, 9, &v))
-			return not_allowed(out, "topic '%.*s%s' is not $iothub/methods/res/{status}/"
-					   "?$rid={rid} with a numeric status", SNIP_ARGS(topic));
+			return not_allowed(out,
+			                   "topic '%.*s%s' is not $iothub/methods/res/{status}/"
+			                   "?$rid={rid} with a numeric status",
+			                   SNIP_ARGS(topic));
 		rc = take_rid(topic, end + 2, out);
 		if (rc)
 			return rc;
@@ -337,7 +348,7 @@ static int parse_twin_or_method(const char *topic, struct hub_publish_topic *out
 		return EMU_OK;
 	}
 	return not_allowed(out, "topic '%.*s%s' is not one devices may publish to",
-			   SNIP_ARGS(topic));
+	                   SNIP_ARGS(topic));
 }
 
 /* rest follows "devices/{d}/[modules/{m}/]": the telemetry forms. */
@@ -372,7 +383,7 @@ bad:
 }
 
 int hub_wire_parse_publish(const char *device_id, const char *module_id, const char *topic,
-			   struct hub_publish_topic *out)
+                           struct hub_publish_topic *out)
 {
 	const char *seg, *rest;
 	size_t n, dlen = strlen(device_id);
@@ -385,30 +396,33 @@ int hub_wire_parse_publish(const char *device_id, const char *module_id, const c
 		return parse_twin_or_method(topic, out);
 	if (!starts_with(topic, "devices/"))
 		return not_allowed(out, "topic '%.*s%s' is not one devices may publish to",
-				   SNIP_ARGS(topic));
+		                   SNIP_ARGS(topic));
 	seg = topic + strlen("devices/");
 	n = strcspn(seg, "/");
 	if (n != dlen || memcmp(seg, device_id, n) != 0)
 		return not_allowed(out, "topic '%.*s%s' belongs to device '%.*s'", SNIP_ARGS(topic),
-				   (int)(n > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : n), seg);
+		                   (int)(n > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : n), seg);
 	if (seg[n] != '/')
-		return not_allowed(out, "topic '%.*s%s' is not a telemetry topic", SNIP_ARGS(topic));
+		return not_allowed(out, "topic '%.*s%s' is not a telemetry topic",
+		                   SNIP_ARGS(topic));
 	rest = seg + n + 1;
 	if (starts_with(rest, "modules/")) {
 		const char *m = rest + strlen("modules/");
 		size_t mlen = strcspn(m, "/");
 
 		if (!is_module || mlen != strlen(module_id) || memcmp(m, module_id, mlen) != 0)
-			return not_allowed(out, "topic '%.*s%s' belongs to module '%s/%.*s'",
-					   SNIP_ARGS(topic), device_id,
-					   (int)(mlen > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : mlen), m);
+			return not_allowed(
+			    out, "topic '%.*s%s' belongs to module '%s/%.*s'", SNIP_ARGS(topic),
+			    device_id, (int)(mlen > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : mlen), m);
 		if (m[mlen] != '/')
 			return not_allowed(out, "topic '%.*s%s' is not a telemetry topic",
-					   SNIP_ARGS(topic));
+			                   SNIP_ARGS(topic));
 		rest = m + mlen + 1;
 	} else if (is_module) {
-		return not_allowed(out, "topic '%.*s%s' belongs to device '%s', not to its module "
-				   "'%s'", SNIP_ARGS(topic), device_id, module_id);
+		return not_allowed(out,
+		                   "topic '%.*s%s' belongs to device '%s', not to its module "
+		                   "'%s'",
+		                   SNIP_ARGS(topic), device_id, module_id);
 	}
 	return parse_events(topic, rest, out);
 }
@@ -420,7 +434,7 @@ static int sub_verdict(struct hub_subscription *out, enum hub_sub_kind kind)
 }
 
 int hub_wire_check_subscribe(const char *device_id, const char *module_id, const char *filter,
-			     struct hub_subscription *out)
+                             struct hub_subscription *out)
 {
 	const char *seg, *rest;
 	size_t n, dlen = strlen(device_id);
@@ -439,7 +453,8 @@ int hub_wire_check_subscribe(const char *device_id, const char *module_id, const
 	n = strcspn(seg, "/");
 	if (n != dlen || memcmp(seg, device_id, n) != 0) {
 		set_reason(out->reason, "filter '%.*s%s' belongs to device '%.*s'",
-			   SNIP_ARGS(filter), (int)(n > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : n), seg);
+		           SNIP_ARGS(filter), (int)(n > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : n),
+		           seg);
 		return EMU_EPROTO;
 	}
 	if (seg[n] != '/')
@@ -448,8 +463,10 @@ int hub_wire_check_subscribe(const char *device_id, const char *module_id, const
 	if (strcmp(rest, DEVICEBOUND) == 0) {
 		if (!is_module)
 			return sub_verdict(out, HUB_SUB_C2D);
-		set_reason(out->reason, "filter '%.*s%s': modules cannot receive cloud-to-device "
-			   "messages", SNIP_ARGS(filter));
+		set_reason(out->reason,
+		           "filter '%.*s%s': modules cannot receive cloud-to-device "
+		           "messages",
+		           SNIP_ARGS(filter));
 		return EMU_EPROTO;
 	}
 	if (starts_with(rest, "modules/")) {
@@ -458,8 +475,8 @@ int hub_wire_check_subscribe(const char *device_id, const char *module_id, const
 
 		if (!is_module || mlen != strlen(module_id) || memcmp(m, module_id, mlen) != 0) {
 			set_reason(out->reason, "filter '%.*s%s' belongs to module '%s/%.*s'",
-				   SNIP_ARGS(filter), device_id,
-				   (int)(mlen > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : mlen), m);
+			           SNIP_ARGS(filter), device_id,
+			           (int)(mlen > HUB_WIRE_ID_MAX ? HUB_WIRE_ID_MAX : mlen), m);
 			return EMU_EPROTO;
 		}
 		if (strcmp(m + mlen, "/#") == 0 || strcmp(m + mlen, "/inputs/#") == 0)
@@ -496,7 +513,7 @@ static int fit(char *out, size_t outlen, int n)
 }
 
 int hub_wire_twin_response_topic(char *out, size_t outlen, int status, const char *rid,
-				 size_t rid_len, long long version)
+                                 size_t rid_len, long long version)
 {
 	int n;
 
@@ -504,10 +521,10 @@ int hub_wire_twin_response_topic(char *out, size_t outlen, int status, const cha
 		return EMU_EINVAL;
 	if (version >= 0)
 		n = snprintf(out, outlen, "$iothub/twin/res/%d/?$rid=%.*s&$version=%lld", status,
-			     (int)rid_len, rid, version);
+		             (int)rid_len, rid, version);
 	else
 		n = snprintf(out, outlen, "$iothub/twin/res/%d/?$rid=%.*s", status, (int)rid_len,
-			     rid);
+		             rid);
 	return fit(out, outlen, n);
 }
 
@@ -515,9 +532,9 @@ int hub_wire_desired_topic(char *out, size_t outlen, long long version)
 {
 	if (version < 0)
 		return EMU_EINVAL;
-	return fit(out, outlen,
-		   snprintf(out, outlen, "$iothub/twin/PATCH/properties/desired/?$version=%lld",
-			    version));
+	return fit(
+	    out, outlen,
+	    snprintf(out, outlen, "$iothub/twin/PATCH/properties/desired/?$version=%lld", version));
 }
 
 int hub_wire_method_request_topic(char *out, size_t outlen, const char *name, const char *rid)
@@ -526,7 +543,7 @@ int hub_wire_method_request_topic(char *out, size_t outlen, const char *name, co
 	    !topic_safe(rid, strlen(rid), HUB_WIRE_RID_MAX) || strchr(rid, '&'))
 		return EMU_EINVAL;
 	return fit(out, outlen,
-		   snprintf(out, outlen, "$iothub/methods/POST/%s/?$rid=%s", name, rid));
+	           snprintf(out, outlen, "$iothub/methods/POST/%s/?$rid=%s", name, rid));
 }
 
 int hub_wire_c2d_topic(struct buf *out, const char *device_id, const char *bag)

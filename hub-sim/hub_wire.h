@@ -13,14 +13,14 @@
 
 struct buf;
 
-#define HUB_WIRE_HOST_MAX 255
-#define HUB_WIRE_ID_MAX 128          /* device and module ids */
-#define HUB_WIRE_API_MAX 64
-#define HUB_WIRE_MODEL_MAX 512       /* dtmi:... */
+#define HUB_WIRE_HOST_MAX        255
+#define HUB_WIRE_ID_MAX          128 /* device and module ids */
+#define HUB_WIRE_API_MAX         64
+#define HUB_WIRE_MODEL_MAX       512 /* dtmi:... */
 #define HUB_WIRE_CLIENT_TYPE_MAX 256 /* longer DeviceClientType values are cut */
-#define HUB_WIRE_RID_MAX 128
-#define HUB_WIRE_METHOD_MAX 128
-#define HUB_WIRE_REASON_MAX 256
+#define HUB_WIRE_RID_MAX         128
+#define HUB_WIRE_METHOD_MAX      128
+#define HUB_WIRE_REASON_MAX      256
 
 /* Returns true when id[0..len) is a usable device or module id: 1..128 bytes of
  * ASCII letters, digits and - . + % _ # * ? ! ( ) , = @ $ ' : ; (the registry's
@@ -29,15 +29,15 @@ bool hub_wire_valid_id(const char *id, size_t len);
 
 /* A parsed CONNECT username. Every string is NUL-terminated; "" when absent. */
 struct hub_username {
-	char host[HUB_WIRE_HOST_MAX + 1];     /* as sent, port included ("localhost:8884") */
+	char host[HUB_WIRE_HOST_MAX + 1]; /* as sent, port included ("localhost:8884") */
 	char device_id[HUB_WIRE_ID_MAX + 1];
-	char module_id[HUB_WIRE_ID_MAX + 1];  /* "" for a device connection */
+	char module_id[HUB_WIRE_ID_MAX + 1]; /* "" for a device connection */
 	char api_version[HUB_WIRE_API_MAX + 1];
 	char model_id[HUB_WIRE_MODEL_MAX + 1];
 	char client_type[HUB_WIRE_CLIENT_TYPE_MAX + 1]; /* bytes outside 0x20..0x7e become '?' */
-	bool has_api_version;   /* api-version present and non-empty */
-	bool legacy;            /* no '?' before the query (old C SDKs) */
-	const char *error;      /* static text when parsing failed, else NULL */
+	bool has_api_version;                           /* api-version present and non-empty */
+	bool legacy;                                    /* no '?' before the query (old C SDKs) */
+	const char *error; /* static text when parsing failed, else NULL */
 };
 
 /* Parses a hub CONNECT username. Accepted shapes ({q} is k=v&k=v):
@@ -52,11 +52,12 @@ struct hub_username {
  * Values are percent-decoded; a value with a malformed escape is kept as sent
  * (Node sends model-id raw, embedded clients send raw user agents).
  *
- * DPS shares the MQTT port, so a username that contains "/registrations/"
- * followed, after at least one more byte, by "/api-version=" -- the DPS form
- * {scope}/registrations/{id}/api-version=... -- is never claimed here. The only
- * hub username of that shape is the legacy form for a module of a device named
- * "registrations"; it is left to DPS.
+ * DPS shares the MQTT port, so a username that contains "/registrations/" and,
+ * somewhere after it (not sharing its last '/'), "/api-version=" -- the DPS
+ * form {scope}/registrations/{id}/api-version=... -- is never claimed here. The
+ * only hub username of that shape is the legacy form for a module of a device
+ * named "registrations"; it is left to DPS. ("h/registrations/api-version=1",
+ * a legacy device named "registrations", stays the hub's.)
  *
  * Returns EMU_OK; EMU_EINVAL (out->error says why) when the shape is wrong, the
  * username is DPS's, an id or host has a character outside its set, or a field
@@ -78,12 +79,12 @@ enum hub_publish_kind {
 
 struct hub_publish_topic {
 	enum hub_publish_kind kind;
-	const char *rid;    /* into the topic: $rid exactly as sent (echo it as is) */
+	const char *rid; /* into the topic: $rid exactly as sent (echo it as is) */
 	size_t rid_len;
-	const char *bag;    /* TELEMETRY: the raw property bag, into the topic; len 0 if none */
+	const char *bag; /* TELEMETRY: the raw property bag, into the topic; len 0 if none */
 	size_t bag_len;
-	int status;         /* METHOD_RESPONSE: the device's status */
-	bool has_version;   /* TWIN_REPORTED: $version given */
+	int status;       /* METHOD_RESPONSE: the device's status */
+	bool has_version; /* TWIN_REPORTED: $version given */
 	long long version;
 	char reason[HUB_WIRE_REASON_MAX]; /* NOT_ALLOWED: why, for the log */
 };
@@ -97,7 +98,7 @@ struct hub_publish_topic {
  * $version that is not a number. The slices point into topic, which must
  * outlive them. */
 int hub_wire_parse_publish(const char *device_id, const char *module_id, const char *topic,
-			   struct hub_publish_topic *out);
+                           struct hub_publish_topic *out);
 
 enum hub_sub_kind {
 	HUB_SUB_NOT_ALLOWED = 0,
@@ -118,7 +119,7 @@ struct hub_subscription {
  * Returns EMU_OK with the feature the filter enables, or EMU_EPROTO with kind
  * HUB_SUB_NOT_ALLOWED and a reason. */
 int hub_wire_check_subscribe(const char *device_id, const char *module_id, const char *filter,
-			     struct hub_subscription *out);
+                             struct hub_subscription *out);
 
 /* Builders. Each writes a NUL-terminated topic into out (outlen bytes) and returns
  * EMU_OK, EMU_ETOOBIG when it does not fit, or EMU_EINVAL for a bad argument. */
@@ -126,7 +127,7 @@ int hub_wire_check_subscribe(const char *device_id, const char *module_id, const
 /* "$iothub/twin/res/{status}/?$rid={rid}[&$version={version}]"; version < 0 leaves
  * it out. rid is echoed as given (1..HUB_WIRE_RID_MAX bytes). */
 int hub_wire_twin_response_topic(char *out, size_t outlen, int status, const char *rid,
-				 size_t rid_len, long long version);
+                                 size_t rid_len, long long version);
 /* "$iothub/twin/PATCH/properties/desired/?$version={version}" (version >= 0). */
 int hub_wire_desired_topic(char *out, size_t outlen, long long version);
 /* "$iothub/methods/POST/{name}/?$rid={rid}". name: 1..HUB_WIRE_METHOD_MAX printable

@@ -26,27 +26,27 @@ static const struct {
 	const char *key;
 	const char *name;
 } system_keys[] = {
-	{ "$.mid", "messageId" },
-	{ "$.cid", "correlationId" },
-	{ "$.uid", "userId" },
-	{ "$.ct", "contentType" },
-	{ "$.ce", "contentEncoding" },
-	{ "$.exp", "expiryTimeUtc" },
-	{ "$.to", "to" },
-	{ "$.ctime", "creationTimeUtc" },
-	{ "$.on", "outputName" },
-	{ "$.ifid", "interfaceId" },
-	{ "$.sub", "componentName" },
-	{ "$.schema", "messageSchema" },
-	{ "$.diagid", "diagId" },
-	{ "$.diagctx", "diagCorrelationContext" },
-	{ "iothub-operation", "operation" },
-	{ "iothub-ack", "ack" },
+    {"$.mid", "messageId"},
+    {"$.cid", "correlationId"},
+    {"$.uid", "userId"},
+    {"$.ct", "contentType"},
+    {"$.ce", "contentEncoding"},
+    {"$.exp", "expiryTimeUtc"},
+    {"$.to", "to"},
+    {"$.ctime", "creationTimeUtc"},
+    {"$.on", "outputName"},
+    {"$.ifid", "interfaceId"},
+    {"$.sub", "componentName"},
+    {"$.schema", "messageSchema"},
+    {"$.diagid", "diagId"},
+    {"$.diagctx", "diagCorrelationContext"},
+    {"iothub-operation", "operation"},
+    {"iothub-ack", "ack"},
 };
 #define NSYSTEM (sizeof(system_keys) / sizeof(system_keys[0]))
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -188,13 +188,13 @@ out:
 }
 
 static int decode_err(int rc, const char *what, const char *raw, size_t rawlen, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	int n = (int)(rawlen > QUOTE_MAX ? QUOTE_MAX : rawlen);
 
 	if (rc == DEC_BAD_ESCAPE)
 		set_err(err, errlen, "malformed property bag: bad %%-escape in %s '%.*s'", what, n,
-			raw);
+		        raw);
 	else if (rc == DEC_NUL)
 		set_err(err, errlen, "malformed property bag: NUL byte in %s '%.*s'", what, n, raw);
 	else
@@ -221,14 +221,14 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 		goto out;
 	}
 	if (klen > PROPBAG_KEY_MAX) {
-		set_err(err, errlen, "property bag key '%.*s...' is longer than %d bytes", QUOTE_MAX,
-			key, PROPBAG_KEY_MAX);
+		set_err(err, errlen, "property bag key '%.*s...' is longer than %d bytes",
+		        QUOTE_MAX, key, PROPBAG_KEY_MAX);
 		rc = EMU_ETOOBIG;
 		goto out;
 	}
 	if (!utf8_valid(key, klen)) {
 		set_err(err, errlen, "malformed property bag: key '%.*s' is not UTF-8",
-			(int)(kv->key_len > QUOTE_MAX ? QUOTE_MAX : kv->key_len), kv->key);
+		        (int)(kv->key_len > QUOTE_MAX ? QUOTE_MAX : kv->key_len), kv->key);
 		rc = EMU_EINVAL;
 		goto out;
 	}
@@ -239,8 +239,10 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 			goto out;
 		}
 		if (!utf8_valid(value, vlen)) {
-			set_err(err, errlen, "malformed property bag: the value of '%.*s' is not "
-				"UTF-8", QUOTE_MAX, key);
+			set_err(err, errlen,
+			        "malformed property bag: the value of '%.*s' is not "
+			        "UTF-8",
+			        QUOTE_MAX, key);
 			rc = EMU_EINVAL;
 			goto out;
 		}
@@ -456,7 +458,7 @@ fail:
 
 /* Adds every member of obj (may be NULL) to pb. */
 static int add_json_members(struct propbag *pb, bool system, const json_t *obj, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	const char *what = system ? "systemProperties" : "properties";
 	const char *key;
@@ -468,7 +470,8 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 		set_err(err, errlen, "%s must be a JSON object", what);
 		return EMU_EINVAL;
 	}
-	json_object_foreach((json_t *)obj, key, v) {
+	json_object_foreach((json_t *)obj, key, v)
+	{
 		char text[32];
 		const char *value;
 		int rc;
@@ -477,29 +480,34 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 			value = json_string_value(v);
 			if (strlen(value) != json_string_length(v)) {
 				set_err(err, errlen, "%s.%.*s has a NUL character", what, QUOTE_MAX,
-					key);
+				        key);
 				return EMU_EINVAL;
 			}
 		} else if (json_is_null(v)) {
 			value = NULL;
 		} else if (json_is_integer(v)) {
-			snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+			         json_integer_value(v));
 			value = text;
 		} else if (json_is_boolean(v)) {
 			value = json_is_true(v) ? "true" : "false";
 		} else {
-			set_err(err, errlen, "%s.%.*s must be a string, an integer, a boolean or "
-				"null", what, QUOTE_MAX, key);
+			set_err(err, errlen,
+			        "%s.%.*s must be a string, an integer, a boolean or "
+			        "null",
+			        what, QUOTE_MAX, key);
 			return EMU_EINVAL;
 		}
 		rc = propbag_add(pb, system, key, value);
 		if (rc == EMU_EINVAL)
-			set_err(err, errlen, system ? "unknown system property '%.*s'"
-					     : "application property name '%.*s' is reserved or "
-					       "empty", QUOTE_MAX, key);
+			set_err(err, errlen,
+			        system ? "unknown system property '%.*s'"
+			               : "application property name '%.*s' is reserved or "
+			                 "empty",
+			        QUOTE_MAX, key);
 		else if (rc == EMU_ETOOBIG)
 			set_err(err, errlen, "%s.%.*s: too many properties or too long", what,
-				QUOTE_MAX, key);
+			        QUOTE_MAX, key);
 		else if (rc)
 			set_err(err, errlen, "out of memory");
 		if (rc)
@@ -509,7 +517,7 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 }
 
 int propbag_from_json(const json_t *properties, const json_t *system_properties,
-		      struct propbag **out, char *err, size_t errlen)
+                      struct propbag **out, char *err, size_t errlen)
 {
 	struct propbag *pb = NULL;
 	int rc;

@@ -31,8 +31,8 @@
 struct buf;
 
 #define PROPBAG_MAX_PROPS 64
-#define PROPBAG_KEY_MAX 1024      /* decoded key bytes */
-#define PROPBAG_MAX_BYTES 65536   /* raw bag bytes accepted by propbag_parse */
+#define PROPBAG_KEY_MAX   1024  /* decoded key bytes */
+#define PROPBAG_MAX_BYTES 65536 /* raw bag bytes accepted by propbag_parse */
 
 struct propbag_prop {
 	char *name;  /* application: decoded key; system: name from the table above */
@@ -101,6 +101,6 @@ json_t *propbag_to_json(const struct propbag *pb);
  * and the code is EMU_EINVAL (not an object, another value type, a name
  * propbag_add refuses), EMU_ETOOBIG or EMU_ENOMEM. */
 int propbag_from_json(const json_t *properties, const json_t *system_properties,
-		      struct propbag **out, char *err, size_t errlen);
+                      struct propbag **out, char *err, size_t errlen);
 
 #endif

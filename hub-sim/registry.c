@@ -1,13 +1,13 @@
 /* registry.c - the hub's device identity registry: Device records as the
- * service API shows them, their validation and etag rules, and the twin that
- * lives and dies with each device. */
+ * service API shows them, their validation and etag rules, and the twin (and
+ * C2D queue) that lives and dies with each device. */
 #include "hub-sim/hub_internal.h"
 #include "hub-sim/hub_wire.h"
 #include "hub-sim/twin.h"
 
 #include "clock.h"
-#include "enrollments/enrollment.h"
 #include "err.h"
+#include "etag.h"
 #include "log.h"
 #include "textenc.h"
 
@@ -428,20 +428,20 @@ static json_t *assemble(const char *id, const char *generation_id, const char *e
 static int check_precondition(const char *id, const json_t *old, const char *if_match, char *why,
                               size_t whylen)
 {
-	if (!if_match || !*if_match) {
+	if (etag_is_absent(if_match)) {
 		if (old) {
 			snprintf(why, whylen, "A device with ID '%s' is already registered.", id);
 			return EMU_EEXIST;
 		}
 		return EMU_OK;
 	}
-	if (enrollment_etag_matches(NULL, if_match))
+	if (etag_is_any(if_match))
 		return EMU_OK; /* "*": create or replace */
 	if (!old) {
 		snprintf(why, whylen, "If-Match names an etag but device '%s' does not exist", id);
 		return EMU_ENOTFOUND;
 	}
-	if (!enrollment_etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
+	if (!etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
 		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
 		         if_match, id);
 		return EMU_EPRECOND;
@@ -541,14 +541,15 @@ int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device
                         const char *if_match, char *why, size_t whylen)
 {
 	json_t *old = NULL;
+	size_t purged = 0;
 	int rc;
 
 	if (why && whylen)
 		why[0] = '\0';
 	if ((rc = hub_registry_get(h, txn, device_id, &old)) != EMU_OK)
 		return rc;
-	if (if_match && *if_match &&
-	    !enrollment_etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
+	if (!etag_is_absent(if_match) &&
+	    !etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
 		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
 		         if_match, device_id);
 		rc = EMU_EPRECOND;
@@ -559,17 +560,23 @@ int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device
 	rc = store_del(txn, h->twins, device_id);
 	if (rc != EMU_OK && rc != EMU_ENOTFOUND)
 		goto out;
-	rc = EMU_OK;
+	/* A device created again under this id must not inherit the old queue. */
+	if ((rc = hub_c2d_purge(h, txn, device_id, &purged)) != EMU_OK)
+		goto out;
+	if (purged)
+		log_info("hub", "device '%s': %zu queued C2D message(s) dropped with it", device_id,
+		         purged);
 	hub_conn_close(h, device_id, "device deleted");
 out:
 	json_decref(old);
 	return rc;
 }
 
-json_t *hub_registry_view(struct hub *h, const json_t *device)
+json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *device)
 {
 	const char *id = json_string_value(json_object_get(device, "deviceId"));
 	json_t *v = json_deep_copy(device);
+	size_t queued = 0;
 	int64_t last;
 	char ts[32];
 
@@ -583,6 +590,12 @@ json_t *hub_registry_view(struct hub *h, const json_t *device)
 		clock_iso8601((time_t)last, ts);
 		json_object_set_new(v, "lastActivityTime", json_string(ts));
 	}
+	if (hub_c2d_count(h, txn, id, &queued) == EMU_OK)
+		json_object_set_new(v, "cloudToDeviceMessageCount",
+		                    json_integer((json_int_t)queued));
+	else
+		log_warn("hub", "device '%s': C2D queue unreadable, message count not updated",
+		         id);
 	return v;
 }
 

@@ -1,5 +1,5 @@
 /* service_api.c - the hub's service REST API: device identities, twins,
- * queries and statistics, authorized with the iothubowner
+ * queries, statistics and the C2D queue purge, authorized with the iothubowner
  * SharedAccessSignature. Errors use the hub's envelope (errors.c). Every change
  * is committed before it is answered; any api-version is accepted and paths
  * are matched case-insensitively. */
@@ -110,7 +110,7 @@ static void put_device(void *arg, struct http_req *r)
 	struct hub *h = arg;
 	const char *id = http_req_param(r, 0);
 	struct store_txn *txn = NULL;
-	json_t *body = NULL, *rec = NULL;
+	json_t *body = NULL, *rec = NULL, *view = NULL;
 	char why[512] = "";
 	int rc;
 
@@ -119,6 +119,8 @@ static void put_device(void *arg, struct http_req *r)
 		goto out;
 	rc = hub_registry_put(h, txn, id, body, http_req_header(r, "If-Match"), &rec, why,
 	                      sizeof(why));
+	if (rc == EMU_OK && !(view = hub_registry_view(h, txn, rec)))
+		rc = EMU_ENOMEM;
 	if (rc != EMU_OK) {
 		store_txn_abort(txn);
 		respond_rc(r, rc, id, why);
@@ -132,10 +134,12 @@ static void put_device(void *arg, struct http_req *r)
 	    json_string_value(json_object_get(rec, "status")),
 	    json_string_value(json_object_get(json_object_get(rec, "authentication"), "type")));
 	set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
-	http_respond_json(r, 200, hub_registry_view(h, rec));
+	http_respond_json(r, 200, view);
+	view = NULL;
 out:
 	json_decref(body);
 	json_decref(rec);
+	json_decref(view);
 }
 
 static void get_device(void *arg, struct http_req *r)
@@ -143,19 +147,21 @@ static void get_device(void *arg, struct http_req *r)
 	struct hub *h = arg;
 	const char *id = http_req_param(r, 0);
 	struct store_txn *txn = NULL;
-	json_t *rec = NULL;
+	json_t *rec = NULL, *view = NULL;
 	int rc;
 
 	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 0, &txn) != EMU_OK)
 		return;
 	rc = hub_registry_get(h, txn, id, &rec);
+	if (rc == EMU_OK && !(view = hub_registry_view(h, txn, rec)))
+		rc = EMU_ENOMEM;
 	store_txn_abort(txn);
 	if (rc != EMU_OK) {
 		respond_rc(r, rc, id, NULL);
-		return;
+	} else {
+		set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
+		http_respond_json(r, 200, view);
 	}
-	set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
-	http_respond_json(r, 200, hub_registry_view(h, rec));
 	json_decref(rec);
 }
 
@@ -181,8 +187,38 @@ static void delete_device(void *arg, struct http_req *r)
 	http_respond(r, 204, NULL, NULL, 0);
 }
 
+/* DELETE /devices/{id}/commands: purges the device's C2D queue. */
+static void purge_commands(void *arg, struct http_req *r)
+{
+	struct hub *h = arg;
+	const char *id = http_req_param(r, 0);
+	struct store_txn *txn = NULL;
+	json_t *dev = NULL;
+	size_t purged = 0;
+	int rc;
+
+	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 1, &txn) != EMU_OK)
+		return;
+	rc = hub_registry_get(h, txn, id, &dev);
+	if (rc == EMU_OK)
+		rc = hub_c2d_purge(h, txn, id, &purged);
+	json_decref(dev);
+	if (rc != EMU_OK) {
+		store_txn_abort(txn);
+		respond_rc(r, rc, id, NULL);
+		return;
+	}
+	if (commit(r, txn) != EMU_OK)
+		return;
+	log_info("hub", "device '%s': C2D queue purged (%zu message(s))", id, purged);
+	http_respond_json(r, 200,
+	                  json_pack("{s:s, s:I}", "deviceId", id, "totalMessagesPurged",
+	                            (json_int_t)purged));
+}
+
 struct list_ctx {
 	struct hub *h;
+	struct store_txn *txn;
 	json_t *items;
 	size_t max;
 };
@@ -191,7 +227,7 @@ static int list_one(const char *id, const json_t *device, void *arg)
 {
 	struct list_ctx *c = arg;
 
-	if (json_array_append_new(c->items, hub_registry_view(c->h, device)) != 0)
+	if (json_array_append_new(c->items, hub_registry_view(c->h, c->txn, device)) != 0)
 		return EMU_ENOMEM;
 	return json_array_size(c->items) >= c->max;
 }
@@ -200,8 +236,7 @@ static void list_devices(void *arg, struct http_req *r)
 {
 	struct hub *h = arg;
 	const char *top = http_req_query(r, "top");
-	struct list_ctx c = {h, NULL, LIST_MAX};
-	struct store_txn *txn = NULL;
+	struct list_ctx c = {h, NULL, NULL, LIST_MAX};
 	char *end;
 	int rc;
 
@@ -222,10 +257,10 @@ static void list_devices(void *arg, struct http_req *r)
 		hub_respond_error(r, 500, "ServerError", "out of memory");
 		return;
 	}
-	if (begin(h, r, 0, &txn) != EMU_OK)
+	if (begin(h, r, 0, &c.txn) != EMU_OK)
 		goto out;
-	rc = hub_registry_foreach(h, txn, NULL, list_one, &c);
-	store_txn_abort(txn);
+	rc = hub_registry_foreach(h, c.txn, NULL, list_one, &c);
+	store_txn_abort(c.txn);
 	if (rc < 0) {
 		respond_rc(r, rc, "", NULL);
 		goto out;
@@ -640,11 +675,12 @@ static int load_twin(struct store_txn *txn, struct hub *h, const char *id, json_
 	return twin_new(NULL, now, out, NULL, 0);
 }
 
-/* The REST twin of a device: the stored twin with the identity's fields and
- * the live connection state. New reference, or NULL. */
-static json_t *twin_view_of(struct hub *h, const json_t *device, const json_t *twin)
+/* The REST twin of a device: the stored twin with the identity's fields, the
+ * live connection state and the queued C2D count (in txn). New reference, or NULL. */
+static json_t *twin_view_of(struct hub *h, struct store_txn *txn, const json_t *device,
+                            const json_t *twin)
 {
-	json_t *dev = hub_registry_view(h, device), *auth, *tp, *out;
+	json_t *dev = hub_registry_view(h, txn, device), *auth, *tp, *out;
 	struct twin_identity ident;
 
 	if (!dev)
@@ -681,16 +717,15 @@ static json_t *twin_rest_view(struct hub *h, struct store_txn *txn, const json_t
 		log_warn("hub", "twin of device '%s' is unreadable", id ? id : "?");
 		return NULL;
 	}
-	view = twin_view_of(h, device, twin);
+	view = twin_view_of(h, txn, device, twin);
 	json_decref(twin);
 	return view;
 }
 
-static void respond_twin(struct hub *h, struct http_req *r, const json_t *device,
-                         const json_t *twin)
+/* Answers with view (twin_view_of, stolen; NULL: 500) and twin's etag. */
+static void respond_twin(struct http_req *r, const json_t *twin, json_t *view)
 {
 	char etag[TWIN_ETAG_LEN];
-	json_t *view = twin_view_of(h, device, twin);
 
 	if (!view) {
 		hub_respond_error(r, 500, "ServerError", "the stored twin is malformed");
@@ -706,7 +741,7 @@ static void get_twin(void *arg, struct http_req *r)
 	struct hub *h = arg;
 	const char *id = http_req_param(r, 0);
 	struct store_txn *txn = NULL;
-	json_t *dev = NULL, *twin = NULL;
+	json_t *dev = NULL, *twin = NULL, *view = NULL;
 	int rc;
 
 	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 0, &txn) != EMU_OK)
@@ -714,11 +749,13 @@ static void get_twin(void *arg, struct http_req *r)
 	rc = hub_registry_get(h, txn, id, &dev);
 	if (rc == EMU_OK)
 		rc = load_twin(txn, h, id, &twin);
+	if (rc == EMU_OK)
+		view = twin_view_of(h, txn, dev, twin);
 	store_txn_abort(txn);
 	if (rc != EMU_OK)
 		respond_rc(r, rc, id, NULL);
 	else
-		respond_twin(h, r, dev, twin);
+		respond_twin(r, twin, view);
 	json_decref(dev);
 	json_decref(twin);
 }
@@ -728,7 +765,7 @@ static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode
 {
 	const char *id = http_req_param(r, 0), *if_match = http_req_header(r, "If-Match");
 	struct store_txn *txn = NULL;
-	json_t *body = NULL, *dev = NULL, *twin = NULL, *notify = NULL, *v;
+	json_t *body = NULL, *dev = NULL, *twin = NULL, *notify = NULL, *view = NULL, *v;
 	char why[512] = "", now[32];
 	int rc;
 
@@ -761,6 +798,7 @@ static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode
 	        EMU_OK ||
 	    (rc = store_put_json(txn, h->twins, id, twin)) != EMU_OK)
 		goto fail;
+	view = twin_view_of(h, txn, dev, twin);
 	if (commit(r, txn) != EMU_OK)
 		goto out;
 	log_info("hub", "twin of device '%s' %s (version %lld, desired $version %lld)", id,
@@ -769,7 +807,8 @@ static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode
 	/* Devices hear of it only once it is stored. */
 	if (notify)
 		hub_conn_push_desired(h, id, notify, twin_desired_version(twin));
-	respond_twin(h, r, dev, twin);
+	respond_twin(r, twin, view);
+	view = NULL;
 	goto out;
 fail:
 	store_txn_abort(txn);
@@ -779,6 +818,7 @@ out:
 	json_decref(dev);
 	json_decref(twin);
 	json_decref(notify);
+	json_decref(view);
 }
 
 static void patch_twin(void *arg, struct http_req *r)
@@ -802,6 +842,7 @@ int hub_service_api_init(struct hub *h, struct http_server *http)
 	    {"PUT", "/devices/*", put_device},
 	    {"GET", "/devices/*", get_device},
 	    {"DELETE", "/devices/*", delete_device},
+	    {"DELETE", "/devices/*/commands", purge_commands},
 	    {"GET", "/statistics/devices", device_statistics},
 	    {"GET", "/twins/*", get_twin},
 	    {"PATCH", "/twins/*", patch_twin},

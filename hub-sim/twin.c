@@ -1,6 +1,7 @@
 #include "hub-sim/twin.h"
 
 #include "err.h"
+#include "etag.h"
 #include "textenc.h"
 
 #include <stdarg.h>
@@ -9,26 +10,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA 1
-#define LAST_UPDATED "$lastUpdated"
+#define SCHEMA               1
+#define LAST_UPDATED         "$lastUpdated"
 #define LAST_UPDATED_VERSION "$lastUpdatedVersion"
 /* How much of a key an error message quotes. */
 #define QUOTE_MAX 64
 
 /* Which section a write goes to: limits, metadata flavour, names for errors. */
 struct section {
-	const char *name;  /* for messages: "reported", "desired", "tags" */
+	const char *name; /* for messages: "reported", "desired", "tags" */
 	size_t max_bytes;
 	bool metadata;
-	bool versioned;    /* metadata carries $lastUpdatedVersion */
+	bool versioned; /* metadata carries $lastUpdatedVersion */
 };
 
-static const struct section SEC_REPORTED = { "reported", TWIN_REPORTED_MAX, true, false };
-static const struct section SEC_DESIRED = { "desired", TWIN_DESIRED_MAX, true, true };
-static const struct section SEC_TAGS = { "tags", TWIN_TAGS_MAX, false, false };
+static const struct section SEC_REPORTED = {"reported", TWIN_REPORTED_MAX, true, false};
+static const struct section SEC_DESIRED = {"desired", TWIN_DESIRED_MAX, true, true};
+static const struct section SEC_TAGS = {"tags", TWIN_TAGS_MAX, false, false};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -127,16 +128,17 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 	if (json_is_object(v) || json_is_array(v)) {
 		if (depth > TWIN_DEPTH_MAX) {
 			set_err(err, errlen, "%s properties are nested deeper than %d levels", sec,
-				TWIN_DEPTH_MAX);
+			        TWIN_DEPTH_MAX);
 			return EMU_EINVAL;
 		}
 	}
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, key, child) {
+		json_object_foreach((json_t *)v, key, child)
+		{
 			why = key_problem(key);
 			if (why) {
-				set_err(err, errlen, "%s property name '%.*s' %s", sec, QUOTE_MAX, key,
-					why);
+				set_err(err, errlen, "%s property name '%.*s' %s", sec, QUOTE_MAX,
+				        key, why);
 				return EMU_EINVAL;
 			}
 			rc = validate(child, depth + 1, sec, err, errlen);
@@ -144,7 +146,8 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 				return rc;
 		}
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, child) {
+		json_array_foreach(v, i, child)
+		{
 			rc = validate(child, depth + 1, sec, err, errlen);
 			if (rc)
 				return rc;
@@ -152,7 +155,7 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 	} else if (json_is_string(v)) {
 		if (json_string_length(v) > TWIN_STRING_MAX) {
 			set_err(err, errlen, "a %s string value is longer than %d bytes", sec,
-				TWIN_STRING_MAX);
+			        TWIN_STRING_MAX);
 			return EMU_EINVAL;
 		}
 	} else if (json_is_integer(v)) {
@@ -181,8 +184,8 @@ static json_t *strip_readonly(const json_t *obj)
 
 /* Validates a section patch as sent: an object, within the limits. On EMU_OK
  * *out is the stripped copy (new reference). */
-static int prepare_patch(const json_t *patch, const struct section *sec, json_t **out,
-			 char *err, size_t errlen)
+static int prepare_patch(const json_t *patch, const struct section *sec, json_t **out, char *err,
+                         size_t errlen)
 {
 	json_t *p;
 	int rc;
@@ -190,7 +193,7 @@ static int prepare_patch(const json_t *patch, const struct section *sec, json_t 
 	*out = NULL;
 	if (!json_is_object(patch)) {
 		set_err(err, errlen, "%s%s is not a JSON object", sec->name,
-			sec == &SEC_TAGS ? "" : " properties patch");
+		        sec == &SEC_TAGS ? "" : " properties patch");
 		return EMU_EINVAL;
 	}
 	p = strip_readonly(patch);
@@ -216,8 +219,9 @@ static int check_size(const json_t *obj, const struct section *sec, char *err, s
 		return EMU_ENOMEM;
 	}
 	if (n > sec->max_bytes) {
-		set_err(err, errlen, "%s properties would take %zu bytes, more than the %zu allowed",
-			sec->name, n, sec->max_bytes);
+		set_err(err, errlen,
+		        "%s properties would take %zu bytes, more than the %zu allowed", sec->name,
+		        n, sec->max_bytes);
 		return EMU_ETOOBIG;
 	}
 	return EMU_OK;
@@ -248,7 +252,7 @@ static json_t *new_meta(const struct section *sec, const char *now, json_int_t v
 
 /* Merges patch (validated) into target, keeping meta (NULL for tags) in step. */
 static int merge(json_t *target, json_t *meta, const json_t *patch, const struct section *sec,
-		 const char *now, json_int_t ver)
+                 const char *now, json_int_t ver)
 {
 	const char *key;
 	json_t *pv;
@@ -259,7 +263,8 @@ static int merge(json_t *target, json_t *meta, const json_t *patch, const struct
 		if (rc)
 			return rc;
 	}
-	json_object_foreach((json_t *)patch, key, pv) {
+	json_object_foreach((json_t *)patch, key, pv)
+	{
 		json_t *tv = json_object_get(target, key);
 		json_t *mv = meta ? json_object_get(meta, key) : NULL;
 
@@ -303,14 +308,16 @@ static json_t *diff(const json_t *old, const json_t *new)
 
 	if (!d)
 		return NULL;
-	json_object_foreach((json_t *)new, key, v) {
+	json_object_foreach((json_t *)new, key, v)
+	{
 		json_t *o = json_object_get(old, key);
 		json_t *x = json_is_object(o) && json_is_object(v) ? diff(o, v) : json_deep_copy(v);
 
 		if (json_object_set_new(d, key, x))
 			goto fail;
 	}
-	json_object_foreach((json_t *)old, key, v) {
+	json_object_foreach((json_t *)old, key, v)
+	{
 		if (!json_object_get(new, key) && json_object_set_new(d, key, json_null()))
 			goto fail;
 	}
@@ -376,9 +383,9 @@ int twin_new(const json_t *initial, const char *now, json_t **out, char *err, si
 			goto out;
 	}
 	t = json_pack("{s:i,s:i,s:i,s:o,s:o,s:i,s:o,s:o,s:i,s:o}", "schema", SCHEMA, "version", 1,
-		      "etagCounter", 1, "tags", json_object(), "desired", json_object(),
-		      "desiredVersion", 1, "desiredMetadata", never_meta(), "reported",
-		      json_object(), "reportedVersion", 1, "reportedMetadata", never_meta());
+	              "etagCounter", 1, "tags", json_object(), "desired", json_object(),
+	              "desiredVersion", 1, "desiredMetadata", never_meta(), "reported",
+	              json_object(), "reportedVersion", 1, "reportedMetadata", never_meta());
 	if (!t) {
 		rc = EMU_ENOMEM;
 		set_err(err, errlen, "out of memory");
@@ -393,7 +400,7 @@ int twin_new(const json_t *initial, const char *now, json_t **out, char *err, si
 	}
 	if (pdesired && json_object_size(pdesired) > 0) {
 		rc = merge(json_object_get(t, "desired"), json_object_get(t, "desiredMetadata"),
-			   pdesired, &SEC_DESIRED, now, 1);
+		           pdesired, &SEC_DESIRED, now, 1);
 		if (rc == EMU_OK)
 			rc = check_size(json_object_get(t, "desired"), &SEC_DESIRED, err, errlen);
 		if (rc)
@@ -438,37 +445,16 @@ int twin_etag(const json_t *twin, char out[TWIN_ETAG_LEN])
 bool twin_etag_matches(const json_t *twin, const char *if_match)
 {
 	char etag[TWIN_ETAG_LEN];
-	const char *s = if_match, *e;
-	size_t n;
 
 	if (twin_etag(twin, etag) != EMU_OK)
 		return false;
-	if (!s)
-		return true;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-		e--;
-	if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
-		s += 2;
-	if (e - s >= 2 && s[0] == '"' && e[-1] == '"') {
-		s++;
-		e--;
-	}
-	n = (size_t)(e - s);
-	if (n == 0 && s == if_match + strspn(if_match, " \t"))
-		return true; /* no precondition at all */
-	if (n == 1 && s[0] == '*')
-		return true;
-	return n == strlen(etag) && memcmp(s, etag, n) == 0;
+	return etag_is_absent(if_match) || etag_matches(etag, if_match);
 }
 
 /* ---- views ---- */
 
 /* section members, then extra members (metadata) and "$version". */
-static json_t *section_view(const json_t *twin, const char *sec, const char *meta,
-			    const char *ver)
+static json_t *section_view(const json_t *twin, const char *sec, const char *meta, const char *ver)
 {
 	json_t *v = json_deep_copy(json_object_get(twin, sec));
 
@@ -478,7 +464,7 @@ static json_t *section_view(const json_t *twin, const char *sec, const char *met
 	    json_object_set_new(v, "$metadata", json_deep_copy(json_object_get(twin, meta))))
 		goto fail;
 	if (json_object_set_new(v, "$version",
-				json_integer(json_integer_value(json_object_get(twin, ver)))))
+	                        json_integer(json_integer_value(json_object_get(twin, ver)))))
 		goto fail;
 	return v;
 fail:
@@ -491,8 +477,8 @@ json_t *twin_device_view(const json_t *twin)
 	if (twin_check(twin) != EMU_OK)
 		return NULL;
 	return json_pack("{s:o,s:o}", "desired",
-			 section_view(twin, "desired", NULL, "desiredVersion"), "reported",
-			 section_view(twin, "reported", NULL, "reportedVersion"));
+	                 section_view(twin, "desired", NULL, "desiredVersion"), "reported",
+	                 section_view(twin, "reported", NULL, "reportedVersion"));
 }
 
 static json_t *str_or(const char *s, const char *dflt)
@@ -526,32 +512,31 @@ json_t *twin_service_view(const json_t *twin, const struct twin_identity *id)
 	rc |= json_object_set_new(v, "status", str_or(id->status, "enabled"));
 	if (id->status_reason)
 		rc |= json_object_set_new(v, "statusReason", json_string(id->status_reason));
-	rc |= json_object_set_new(v, "statusUpdateTime",
-				  str_or(id->status_update_time, TWIN_NEVER));
-	rc |= json_object_set_new(v, "connectionState",
-				  str_or(id->connection_state, "Disconnected"));
-	rc |= json_object_set_new(v, "lastActivityTime",
-				  str_or(id->last_activity_time, TWIN_NEVER));
+	rc |=
+	    json_object_set_new(v, "statusUpdateTime", str_or(id->status_update_time, TWIN_NEVER));
+	rc |=
+	    json_object_set_new(v, "connectionState", str_or(id->connection_state, "Disconnected"));
+	rc |=
+	    json_object_set_new(v, "lastActivityTime", str_or(id->last_activity_time, TWIN_NEVER));
 	rc |= json_object_set_new(v, "cloudToDeviceMessageCount",
-				  json_integer(id->c2d_message_count));
+	                          json_integer(id->c2d_message_count));
 	rc |= json_object_set_new(v, "authenticationType", str_or(id->authentication_type, "sas"));
-	rc |= json_object_set_new(v, "x509Thumbprint",
-				  json_pack("{s:o,s:o}", "primaryThumbprint",
-					    str_or_null(id->primary_thumbprint),
-					    "secondaryThumbprint",
-					    str_or_null(id->secondary_thumbprint)));
+	rc |= json_object_set_new(
+	    v, "x509Thumbprint",
+	    json_pack("{s:o,s:o}", "primaryThumbprint", str_or_null(id->primary_thumbprint),
+	              "secondaryThumbprint", str_or_null(id->secondary_thumbprint)));
 	rc |= json_object_set_new(v, "modelId", str_or(id->model_id, ""));
 	rc |= json_object_set_new(v, "version", json_integer(twin_version(twin)));
 	rc |= json_object_set_new(v, "tags", json_deep_copy(json_object_get(twin, "tags")));
 	rc |= json_object_set_new(
-		v, "properties",
-		json_pack("{s:o,s:o}", "desired",
-			  section_view(twin, "desired", "desiredMetadata", "desiredVersion"),
-			  "reported",
-			  section_view(twin, "reported", "reportedMetadata", "reportedVersion")));
+	    v, "properties",
+	    json_pack("{s:o,s:o}", "desired",
+	              section_view(twin, "desired", "desiredMetadata", "desiredVersion"),
+	              "reported",
+	              section_view(twin, "reported", "reportedMetadata", "reportedVersion")));
 	if (!module)
 		rc |= json_object_set_new(v, "capabilities",
-					  json_pack("{s:b}", "iotEdge", id->iot_edge));
+		                          json_pack("{s:b}", "iotEdge", id->iot_edge));
 	if (rc) {
 		json_decref(v);
 		return NULL;
@@ -561,8 +546,8 @@ json_t *twin_service_view(const json_t *twin, const struct twin_identity *id)
 
 /* ---- writes ---- */
 
-int twin_patch_reported(json_t *twin, const json_t *patch, const char *now,
-			json_int_t *new_version, char *err, size_t errlen)
+int twin_patch_reported(json_t *twin, const json_t *patch, const char *now, json_int_t *new_version,
+                        char *err, size_t errlen)
 {
 	json_t *p = NULL, *work = NULL;
 	json_int_t ver;
@@ -581,8 +566,8 @@ int twin_patch_reported(json_t *twin, const json_t *patch, const char *now,
 		rc = EMU_ENOMEM;
 		goto out;
 	}
-	rc = merge(json_object_get(work, "reported"), json_object_get(work, "reportedMetadata"),
-		   p, &SEC_REPORTED, now, 0);
+	rc = merge(json_object_get(work, "reported"), json_object_get(work, "reportedMetadata"), p,
+	           &SEC_REPORTED, now, 0);
 	if (rc)
 		goto out;
 	rc = check_size(json_object_get(work, "reported"), &SEC_REPORTED, err, errlen);
@@ -611,7 +596,7 @@ out:
 
 /* Finds body's tags and desired parts (NULL when absent). */
 static int body_parts(const json_t *body, const json_t **tags, const json_t **desired, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	const json_t *props;
 
@@ -634,8 +619,8 @@ static int body_parts(const json_t *body, const json_t **tags, const json_t **de
 /* Replaces section sec of work (and its metadata) with patch applied to an empty
  * object. */
 static int replace_section(json_t *work, const char *name, const char *meta_name,
-			   const json_t *patch, const struct section *sec, const char *now,
-			   json_int_t ver)
+                           const json_t *patch, const struct section *sec, const char *now,
+                           json_int_t ver)
 {
 	json_t *fresh = json_object(), *meta = NULL;
 	int rc = EMU_ENOMEM;
@@ -663,7 +648,7 @@ out:
 }
 
 int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode mode,
-			const char *now, json_t **notify, char *err, size_t errlen)
+                        const char *now, json_t **notify, char *err, size_t errlen)
 {
 	const json_t *tags, *desired;
 	json_t *ptags = NULL, *pdesired = NULL, *work = NULL, *note = NULL, *empty = NULL;
@@ -708,9 +693,9 @@ int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode 
 	}
 	dver = json_integer_value(json_object_get(work, "desiredVersion")) + 1;
 	if (ptags) {
-		rc = replace ? replace_section(work, "tags", NULL, ptags, &SEC_TAGS, now, dver)
-			     : merge(json_object_get(work, "tags"), NULL, ptags, &SEC_TAGS, now,
-				     dver);
+		rc = replace
+		         ? replace_section(work, "tags", NULL, ptags, &SEC_TAGS, now, dver)
+		         : merge(json_object_get(work, "tags"), NULL, ptags, &SEC_TAGS, now, dver);
 		if (rc == EMU_OK)
 			rc = check_size(json_object_get(work, "tags"), &SEC_TAGS, err, errlen);
 		if (rc)
@@ -718,12 +703,13 @@ int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode 
 	}
 	if (pdesired) {
 		rc = replace ? replace_section(work, "desired", "desiredMetadata", pdesired,
-					       &SEC_DESIRED, now, dver)
-			     : merge(json_object_get(work, "desired"),
-				     json_object_get(work, "desiredMetadata"), pdesired,
-				     &SEC_DESIRED, now, dver);
+		                               &SEC_DESIRED, now, dver)
+		             : merge(json_object_get(work, "desired"),
+		                     json_object_get(work, "desiredMetadata"), pdesired,
+		                     &SEC_DESIRED, now, dver);
 		if (rc == EMU_OK)
-			rc = check_size(json_object_get(work, "desired"), &SEC_DESIRED, err, errlen);
+			rc =
+			    check_size(json_object_get(work, "desired"), &SEC_DESIRED, err, errlen);
 		if (rc)
 			goto out;
 		rc = set_int(work, "desiredVersion", dver);
@@ -731,8 +717,8 @@ int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode 
 			goto out;
 		if (notify) {
 			note = replace ? diff(json_object_get(twin, "desired"),
-					      json_object_get(work, "desired"))
-				       : json_deep_copy(pdesired);
+			                      json_object_get(work, "desired"))
+			               : json_deep_copy(pdesired);
 			if (!note || json_object_set_new(note, "$version", json_integer(dver))) {
 				rc = EMU_ENOMEM;
 				goto out;

@@ -41,15 +41,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TWIN_NEVER "0001-01-01T00:00:00Z"
-#define TWIN_KEY_MAX 1024
-#define TWIN_DEPTH_MAX 10
-#define TWIN_STRING_MAX 4096
-#define TWIN_INT_MAX 4503599627370495LL
-#define TWIN_DESIRED_MAX 32768
+#define TWIN_NEVER        "0001-01-01T00:00:00Z"
+#define TWIN_KEY_MAX      1024
+#define TWIN_DEPTH_MAX    10
+#define TWIN_STRING_MAX   4096
+#define TWIN_INT_MAX      4503599627370495LL
+#define TWIN_DESIRED_MAX  32768
 #define TWIN_REPORTED_MAX 32768
-#define TWIN_TAGS_MAX 8192
-#define TWIN_ETAG_LEN 13 /* 12 base64 characters and the terminator */
+#define TWIN_TAGS_MAX     8192
+#define TWIN_ETAG_LEN     13 /* 12 base64 characters and the terminator */
 
 /* Creates a twin from an enrollment's initialTwin, {"tags":{..},"properties":
  * {"desired":{..}}} (NULL for an empty twin; other members are ignored), with
@@ -72,10 +72,9 @@ json_int_t twin_reported_version(const json_t *twin);
 /* Writes the twin's etag ("AAAAAAAAAAE=") into out. Returns EMU_OK or EMU_EINVAL. */
 int twin_etag(const json_t *twin, char out[TWIN_ETAG_LEN]);
 
-/* Checks an If-Match header value against the twin's etag: NULL or "" (no
- * precondition) and "*" match; otherwise surrounding spaces, a weak "W/" prefix
- * and one pair of double quotes are stripped and the rest must equal the etag.
- * A malformed twin never matches. */
+/* Checks an If-Match header value against the twin's etag: no precondition
+ * (etag_is_absent: NULL, "" or blank) and the wildcard match; otherwise
+ * etag_matches (etag.h) decides. A malformed twin never matches. */
 bool twin_etag_matches(const json_t *twin, const char *if_match);
 
 /* The MQTT twin GET body: {"desired":{...,"$version":N},"reported":{...,"$version":M}}
@@ -86,17 +85,17 @@ json_t *twin_device_view(const json_t *twin);
 /* What the REST twin needs from the identity record. NULL strings take the
  * defaults given. */
 struct twin_identity {
-	const char *device_id;            /* required */
-	const char *module_id;            /* NULL or "" for a device twin */
-	const char *device_etag;          /* identity etag; NULL: omitted */
-	const char *status;               /* NULL: "enabled" */
-	const char *status_reason;        /* NULL: omitted */
-	const char *status_update_time;   /* NULL: TWIN_NEVER */
-	const char *connection_state;     /* "Connected"/"Disconnected"; NULL: "Disconnected" */
-	const char *last_activity_time;   /* NULL: TWIN_NEVER */
+	const char *device_id;          /* required */
+	const char *module_id;          /* NULL or "" for a device twin */
+	const char *device_etag;        /* identity etag; NULL: omitted */
+	const char *status;             /* NULL: "enabled" */
+	const char *status_reason;      /* NULL: omitted */
+	const char *status_update_time; /* NULL: TWIN_NEVER */
+	const char *connection_state;   /* "Connected"/"Disconnected"; NULL: "Disconnected" */
+	const char *last_activity_time; /* NULL: TWIN_NEVER */
 	json_int_t c2d_message_count;
 	const char *authentication_type;  /* "sas", "selfSigned", "certificateAuthority",
-					     "none"; NULL: "sas" */
+	                                     "none"; NULL: "sas" */
 	const char *primary_thumbprint;   /* NULL: JSON null */
 	const char *secondary_thumbprint; /* NULL: JSON null */
 	const char *model_id;             /* NULL: "" */
@@ -120,8 +119,8 @@ json_t *twin_service_view(const json_t *twin, const struct twin_identity *id);
  * Errors leave twin untouched: EMU_EINVAL for a patch that is not an object
  * ("reported properties patch is not a JSON object") or breaks a key/value/depth
  * limit, EMU_ETOOBIG when reported would exceed TWIN_REPORTED_MAX, EMU_ENOMEM. */
-int twin_patch_reported(json_t *twin, const json_t *patch, const char *now,
-			json_int_t *new_version, char *err, size_t errlen);
+int twin_patch_reported(json_t *twin, const json_t *patch, const char *now, json_int_t *new_version,
+                        char *err, size_t errlen);
 
 enum twin_update_mode {
 	TWIN_UPDATE_PATCH,   /* PATCH /twins/{id}: merge tags and desired */
@@ -149,6 +148,6 @@ enum twin_update_mode {
  * properties or desired not an object, a limit broken), EMU_ETOOBIG (desired or
  * tags too large), EMU_ENOMEM. */
 int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode mode,
-			const char *now, json_t **notify, char *err, size_t errlen);
+                        const char *now, json_t **notify, char *err, size_t errlen);
 
 #endif

@@ -1,4 +1,4 @@
-/* Unit tests for certs/devpki: the emulator's own server PKI in the data dir. */
+/* Unit tests for certs/devpki: the emulator's own server and device PKI in the data dir. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 
 #include "certs/devpki.h"
 #include "certs/gen.h"
+#include "certs/issue.h"
 #include "certs/x509.h"
 
 #include <ftw.h>
@@ -399,6 +400,364 @@ static void test_stale_ca_key_without_cert(void **state)
 	EVP_PKEY_free(back);
 }
 
+/* ---- device PKI (issuing CA for CSR issuance) ------------------------------- */
+
+static void check_device_ca(X509 *c, const char *want_cn, int want_pathlen, long days)
+{
+	BASIC_CONSTRAINTS *bc;
+	char cn[80];
+	int crit = 0;
+
+	assert_int_equal(x509_common_name(c, cn, sizeof(cn)), EMU_OK);
+	assert_string_equal(cn, want_cn);
+	assert_true(x509_is_ca(c));
+	assert_true(X509_get_key_usage(c) & KU_KEY_CERT_SIGN);
+	assert_int_equal(EVP_PKEY_get_base_id(X509_get0_pubkey(c)), EVP_PKEY_EC);
+	assert_int_equal(EVP_PKEY_get_bits(X509_get0_pubkey(c)), 384);
+	assert_int_equal(X509_get_signature_nid(c), NID_ecdsa_with_SHA384);
+	bc = X509_get_ext_d2i(c, NID_basic_constraints, &crit, NULL);
+	assert_non_null(bc);
+	assert_int_equal(crit, 1);
+	assert_non_null(bc->pathlen);
+	assert_int_equal(ASN1_INTEGER_get(bc->pathlen), want_pathlen);
+	BASIC_CONSTRAINTS_free(bc);
+	assert_true(x509_not_after(c) > time(NULL) + (days - 1) * DAY);
+	assert_true(x509_not_after(c) < time(NULL) + (days + 1) * DAY);
+}
+
+static void test_issuer_first_run_and_reuse(void **state)
+{
+	struct devpki_issuer_files f, g;
+	struct issue_ca *ca = NULL;
+	STACK_OF(X509) *chain = NULL;
+	X509 *root = NULL, *iss = NULL;
+	char dir[512], why[512], path[DEVPKI_PATH_MAX + 32], sha256[65];
+	char *chain1, *chain2, *root1, *root2;
+
+	data_dir(dir, sizeof(dir), "issuer");
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &f, &ca, why, sizeof(why)),
+	                 EMU_OK);
+	assert_string_equal(why, "");
+	assert_non_null(ca);
+	assert_true(f.created_root);
+	assert_true(f.created_issuing);
+	assert_false(f.user_supplied);
+	snprintf(path, sizeof(path), "%s/certs/device-issuing-ca.pem", dir);
+	assert_string_equal(f.issuing_cert, path);
+	snprintf(path, sizeof(path), "%s/certs/device-issuing-ca.key", dir);
+	assert_string_equal(f.issuing_key, path);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/certs/device-root.key", dir);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/certs/device-ca-chain.pem", dir);
+	assert_string_equal(f.chain, path);
+	snprintf(path, sizeof(path), "%s/certs/device-root.pem", dir);
+	assert_string_equal(f.root_cert, path);
+	snprintf(path, sizeof(path), "%s/certs", dir);
+	assert_int_equal(mode_of(path), 0700);
+
+	/* root: self-signed P-384, 10 years; issuing CA under it: P-384, 5 years, pathlen 0 */
+	assert_int_equal(gen_read_cert_file(f.root_cert, &root), EMU_OK);
+	assert_int_equal(gen_read_cert_file(f.issuing_cert, &iss), EMU_OK);
+	assert_true(x509_is_self_signed(root));
+	check_device_ca(root, "dpsemu device root CA", 1, 3650);
+	check_device_ca(iss, "dpsemu device issuing CA", 0, 1826);
+	assert_true(x509_signed_by(iss, root));
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(iss), X509_get_subject_name(root)), 0);
+	x509_thumbprint_sha256(root, sha256);
+	assert_string_equal(f.root_sha256, sha256);
+	x509_thumbprint_sha256(iss, sha256);
+	assert_string_equal(f.issuing_sha256, sha256);
+	assert_int_equal(strlen(f.issuing_sha1), 40);
+	assert_int_equal(f.issuing_not_after, x509_not_after(iss));
+
+	/* the chain file is [issuing CA, root], and so is what the CA exposes */
+	assert_int_equal(gen_read_chain_file(f.chain, &chain), EMU_OK);
+	assert_int_equal(sk_X509_num(chain), 2);
+	assert_int_equal(X509_cmp(sk_X509_value(chain, 0), iss), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(chain, 1), root), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(issue_ca_chain(ca), 0), iss), 0);
+	assert_int_equal(X509_cmp(sk_X509_value(issue_ca_chain(ca), 1), root), 0);
+	sk_X509_pop_free(chain, X509_free);
+	issue_ca_free(ca);
+	ca = NULL;
+
+	/* the server PKI is separate and unaffected */
+	snprintf(path, sizeof(path), "%s/certs/server-ca.pem", dir);
+	assert_int_equal(access(path, F_OK), -1);
+
+	/* second start: everything reused byte for byte; ca_out and why may be NULL */
+	chain1 = slurp(f.chain);
+	root1 = slurp(f.root_cert);
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &g, NULL, NULL, 0), EMU_OK);
+	assert_false(g.created_root);
+	assert_false(g.created_issuing);
+	assert_string_equal(g.root_sha256, f.root_sha256);
+	assert_string_equal(g.issuing_sha256, f.issuing_sha256);
+	assert_string_equal(g.issuing_sha1, f.issuing_sha1);
+	chain2 = slurp(g.chain);
+	root2 = slurp(g.root_cert);
+	assert_string_equal(chain1, chain2);
+	assert_string_equal(root1, root2);
+	free(chain1);
+	free(chain2);
+	free(root1);
+	free(root2);
+
+	/* an empty string means "not given" */
+	assert_int_equal(devpki_ensure_issuer(dir, "", "", "", &g, NULL, why, sizeof(why)), EMU_OK);
+	assert_false(g.user_supplied);
+	assert_string_equal(g.issuing_sha256, f.issuing_sha256);
+	X509_free(root);
+	X509_free(iss);
+}
+
+static void test_issuer_repairs_and_refusals(void **state)
+{
+	struct devpki_issuer_files f, g;
+	char dir[512], why[1024], *before;
+	EVP_PKEY *k = NULL;
+
+	data_dir(dir, sizeof(dir), "issuer-repair");
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &f, NULL, why, sizeof(why)),
+	                 EMU_OK);
+
+	/* a damaged chain file is derived data: rewritten */
+	assert_int_equal(gen_write_file(f.chain, "junk", 4, 0644, 0), EMU_OK);
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &g, NULL, why, sizeof(why)),
+	                 EMU_OK);
+	assert_false(g.created_root || g.created_issuing);
+	before = slurp(f.chain);
+	assert_non_null(strstr(before, "BEGIN CERTIFICATE"));
+	free(before);
+
+	/* a key that does not belong to the issuing CA: refused, file named, nothing replaced */
+	assert_int_equal(gen_key(GEN_KEY_P384, &k), EMU_OK);
+	assert_int_equal(gen_write_key_file(f.issuing_key, k, 0), EMU_OK);
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &g, NULL, why, sizeof(why)),
+	                 EMU_ECRYPTO);
+	assert_non_null(strstr(why, f.issuing_key));
+	assert_non_null(strstr(why, "does not belong to"));
+
+	/* issuing CA removed: a new one from the same root */
+	assert_int_equal(unlink(f.issuing_cert), 0);
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &g, NULL, why, sizeof(why)),
+	                 EMU_OK);
+	assert_false(g.created_root);
+	assert_true(g.created_issuing);
+	assert_string_equal(g.root_sha256, f.root_sha256);
+	assert_string_not_equal(g.issuing_sha256, f.issuing_sha256);
+
+	/* root removed while the issuing CA stays: refused rather than orphaning it */
+	assert_int_equal(unlink(f.root_cert), 0);
+	assert_int_equal(devpki_ensure_issuer(dir, NULL, NULL, NULL, &g, NULL, why, sizeof(why)),
+	                 EMU_ECRYPTO);
+	assert_non_null(strstr(why, "exists without its root"));
+	assert_non_null(strstr(why, f.root_cert));
+	assert_int_equal(access(f.root_cert, F_OK), -1);
+
+	/* no data dir */
+	assert_int_equal(devpki_ensure_issuer(NULL, NULL, NULL, NULL, &g, NULL, why, sizeof(why)),
+	                 EMU_EINVAL);
+	EVP_PKEY_free(k);
+}
+
+/* A user's PKI written to files: root -> issuing CA, plus odd ones for refusals. */
+struct user_pki {
+	char root[600], issuing[600], key[600], chain[600], bundle[600], both[600];
+	char other_key[600], leaf[600], leaf_key[600], other_root[600], deep[600], deep_key[600];
+	char deep_chain[600], mid_only[600];
+};
+
+static X509 *ucert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, int is_ca,
+                   int pathlen)
+{
+	struct gen_cert_opts o = {0};
+	X509 *x = NULL;
+
+	o.cn = cn;
+	o.key = key;
+	o.issuer = issuer;
+	o.issuer_key = issuer_key;
+	o.is_ca = is_ca;
+	o.pathlen = pathlen;
+	o.eku = is_ca ? GEN_EKU_NONE : GEN_EKU_CLIENT;
+	o.not_before_offset = -3600;
+	o.validity = 365LL * DAY;
+	assert_int_equal(gen_cert(&o, &x), EMU_OK);
+	return x;
+}
+
+static void user_pki(const char *dir, struct user_pki *p)
+{
+	EVP_PKEY *rk = NULL, *ik = NULL, *ok = NULL, *lk = NULL, *mk = NULL, *dk = NULL;
+	X509 *root, *iss, *leaf, *other, *mid, *deep;
+	X509 *two[2];
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(p->root, sizeof(p->root), "%s/root.pem", dir);
+	snprintf(p->issuing, sizeof(p->issuing), "%s/issuing.pem", dir);
+	snprintf(p->key, sizeof(p->key), "%s/issuing.key", dir);
+	snprintf(p->chain, sizeof(p->chain), "%s/chain.pem", dir);
+	snprintf(p->bundle, sizeof(p->bundle), "%s/issuing-bundle.pem", dir);
+	snprintf(p->both, sizeof(p->both), "%s/issuing-and-root.pem", dir);
+	snprintf(p->other_key, sizeof(p->other_key), "%s/other.key", dir);
+	snprintf(p->leaf, sizeof(p->leaf), "%s/leaf.pem", dir);
+	snprintf(p->leaf_key, sizeof(p->leaf_key), "%s/leaf.key", dir);
+	snprintf(p->other_root, sizeof(p->other_root), "%s/other-root.pem", dir);
+	snprintf(p->deep, sizeof(p->deep), "%s/deep.pem", dir);
+	snprintf(p->deep_key, sizeof(p->deep_key), "%s/deep.key", dir);
+	snprintf(p->deep_chain, sizeof(p->deep_chain), "%s/deep-chain.pem", dir);
+	snprintf(p->mid_only, sizeof(p->mid_only), "%s/mid-only.pem", dir);
+	assert_int_equal(gen_key(GEN_KEY_P384, &rk), EMU_OK);
+	assert_int_equal(gen_key(GEN_KEY_P256, &ik), EMU_OK);
+	assert_int_equal(gen_key(GEN_KEY_P256, &ok), EMU_OK);
+	assert_int_equal(gen_key(GEN_KEY_P256, &lk), EMU_OK);
+	assert_int_equal(gen_key(GEN_KEY_P256, &mk), EMU_OK);
+	assert_int_equal(gen_key(GEN_KEY_P256, &dk), EMU_OK);
+	root = ucert("User Root", rk, NULL, NULL, 1, -1);
+	iss = ucert("User Issuing", ik, root, rk, 1, 0);
+	leaf = ucert("not-a-ca", lk, root, rk, 0, -1);
+	other = ucert("User Root", ok, NULL, NULL, 1, -1); /* same name, other key */
+	mid = ucert("User Mid", mk, root, rk, 1, 1);
+	deep = ucert("User Deep", dk, mid, mk, 1, 0);
+	assert_int_equal(gen_write_certs_file(p->root, &root, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->issuing, &iss, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_key_file(p->key, ik, 0), EMU_OK);
+	assert_int_equal(gen_write_key_file(p->other_key, ok, 0), EMU_OK);
+	two[0] = iss;
+	two[1] = root;
+	assert_int_equal(gen_write_certs_file(p->bundle, two, 2, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->both, two, 2, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->chain, &root, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->leaf, &leaf, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_key_file(p->leaf_key, lk, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->other_root, &other, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->deep, &deep, 1, 0), EMU_OK);
+	assert_int_equal(gen_write_key_file(p->deep_key, dk, 0), EMU_OK);
+	two[0] = mid;
+	two[1] = root;
+	assert_int_equal(gen_write_certs_file(p->deep_chain, two, 2, 0), EMU_OK);
+	assert_int_equal(gen_write_certs_file(p->mid_only, &mid, 1, 0), EMU_OK);
+	X509_free(root);
+	X509_free(iss);
+	X509_free(leaf);
+	X509_free(other);
+	X509_free(mid);
+	X509_free(deep);
+	EVP_PKEY_free(rk);
+	EVP_PKEY_free(ik);
+	EVP_PKEY_free(ok);
+	EVP_PKEY_free(lk);
+	EVP_PKEY_free(mk);
+	EVP_PKEY_free(dk);
+}
+
+static void test_issuer_user_supplied(void **state)
+{
+	struct devpki_issuer_files f;
+	struct issue_ca *ca = NULL;
+	struct user_pki p;
+	char dir[512], udir[512], why[1024], sha256[65];
+	X509 *root = NULL;
+
+	data_dir(dir, sizeof(dir), "issuer-user-data");
+	data_dir(udir, sizeof(udir), "issuer-user-files");
+	user_pki(udir, &p);
+	assert_int_equal(gen_read_cert_file(p.root, &root), EMU_OK);
+	x509_thumbprint_sha256(root, sha256);
+
+	/* certificate, key and a chain file holding the root */
+	assert_int_equal(
+	    devpki_ensure_issuer(dir, p.issuing, p.key, p.chain, &f, &ca, why, sizeof(why)),
+	    EMU_OK);
+	assert_string_equal(why, "");
+	assert_true(f.user_supplied);
+	assert_false(f.created_root || f.created_issuing);
+	assert_string_equal(f.issuing_cert, p.issuing);
+	assert_string_equal(f.issuing_key, p.key);
+	assert_string_equal(f.chain, p.chain);
+	assert_string_equal(f.root_cert, "");
+	assert_string_equal(f.root_sha256, sha256);
+	assert_int_equal(X509_cmp(issue_ca_root(ca), root), 0);
+	assert_int_equal(sk_X509_num(issue_ca_chain(ca)), 2);
+	issue_ca_free(ca);
+	ca = NULL;
+	/* nothing was created in the data dir */
+	assert_int_equal(access(dir, F_OK), -1);
+
+	/* the chain inside the certificate file, no chain file */
+	assert_int_equal(
+	    devpki_ensure_issuer(dir, p.bundle, p.key, NULL, &f, &ca, why, sizeof(why)), EMU_OK);
+	assert_string_equal(f.chain, p.bundle);
+	assert_string_equal(f.root_sha256, sha256);
+	issue_ca_free(ca);
+	ca = NULL;
+	/* a chain file that starts with the issuing CA itself */
+	assert_int_equal(
+	    devpki_ensure_issuer(dir, p.issuing, p.key, p.both, &f, NULL, why, sizeof(why)),
+	    EMU_OK);
+	assert_string_equal(f.root_sha256, sha256);
+	/* the same files through issue_ca_load, as DPS would load them */
+	assert_int_equal(
+	    issue_ca_load(f.issuing_cert, f.issuing_key, f.chain, &ca, why, sizeof(why)), EMU_OK);
+	issue_ca_free(ca);
+	assert_int_equal(access(dir, F_OK), -1);
+	X509_free(root);
+}
+
+static void user_refused(const char *cert, const char *key, const char *chain, int want_rc,
+                         const char *want1, const char *want2)
+{
+	struct devpki_issuer_files f;
+	struct issue_ca *ca = (struct issue_ca *)1;
+	char dir[512], why[1024] = "";
+	int rc;
+
+	data_dir(dir, sizeof(dir), "issuer-user-refused");
+	rc = devpki_ensure_issuer(dir, cert, key, chain, &f, &ca, why, sizeof(why));
+	if (rc != want_rc || !strstr(why, want1) || !strstr(why, want2))
+		fprintf(stderr, "rc %d, why '%s'; wanted %d, '%s' and '%s'\n", rc, why, want_rc,
+		        want1, want2);
+	assert_int_equal(rc, want_rc);
+	assert_null(ca);
+	assert_non_null(strstr(why, want1));
+	assert_non_null(strstr(why, want2));
+	assert_int_equal(access(dir, F_OK), -1);
+}
+
+static void test_issuer_user_refused(void **state)
+{
+	struct user_pki p;
+	char udir[512], missing[600];
+
+	data_dir(udir, sizeof(udir), "issuer-user-bad");
+	user_pki(udir, &p);
+	snprintf(missing, sizeof(missing), "%s/nope.pem", udir);
+
+	user_refused(p.issuing, p.other_key, p.chain, EMU_ECRYPTO, p.other_key,
+	             "does not belong to");
+	user_refused(p.leaf, p.leaf_key, p.chain, EMU_ECRYPTO, p.leaf, "is not a CA certificate");
+	/* a root with the right name but another key: the chain does not verify */
+	user_refused(p.issuing, p.key, p.other_root, EMU_ECRYPTO, p.other_root, "does not lead");
+	user_refused(p.issuing, p.key, p.mid_only, EMU_ECRYPTO, p.mid_only,
+	             "holds no self-signed root");
+	user_refused(p.issuing, p.key, NULL, EMU_ECRYPTO, p.issuing, "holds no self-signed root");
+	user_refused(p.deep, p.deep_key, p.deep_chain, EMU_ECRYPTO, p.deep,
+	             "is 2 levels below its root");
+	user_refused(p.root, p.other_key, NULL, EMU_ECRYPTO, p.other_key, "does not belong");
+	user_refused(missing, p.key, p.chain, EMU_ENOTFOUND, missing, "file not found");
+	user_refused(p.issuing, missing, p.chain, EMU_ENOTFOUND, missing, "file not found");
+	user_refused(p.issuing, p.key, missing, EMU_ENOTFOUND, missing, "file not found");
+	user_refused(p.issuing, p.issuing, p.chain, EMU_ECRYPTO, p.issuing,
+	             "no valid unencrypted PEM private key");
+	user_refused(p.key, p.key, p.chain, EMU_EINVAL, p.key, "no valid PEM certificate");
+	user_refused(p.issuing, NULL, p.chain, EMU_EINVAL, "needs its certificate and its key",
+	             "key none");
+	user_refused(NULL, p.key, NULL, EMU_EINVAL, "certificate none", p.key);
+	user_refused(NULL, NULL, p.chain, EMU_EINVAL, "needs its certificate", p.chain);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +767,10 @@ int main(void)
 	    cmocka_unit_test(test_reissue_conditions),
 	    cmocka_unit_test(test_ca_key_missing),
 	    cmocka_unit_test(test_stale_ca_key_without_cert),
+	    cmocka_unit_test(test_issuer_first_run_and_reuse),
+	    cmocka_unit_test(test_issuer_repairs_and_refusals),
+	    cmocka_unit_test(test_issuer_user_supplied),
+	    cmocka_unit_test(test_issuer_user_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -47,6 +47,7 @@ static void username_rejects(void **state)
 		"/registrations/dev1/api-version=1",               /* no scope */
 		"0ne00000001/registrations//api-version=1",        /* no registration id */
 		"0ne00000001/registrations/a/b/api-version=1",     /* '/' in the id */
+		"s/registrations/api-version=1",                   /* found by fuzzing */
 		"",
 	};
 	struct dps_username u;

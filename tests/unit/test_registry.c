@@ -1,6 +1,7 @@
 /* Unit tests for hub-sim/registry: Device records, their validation and etag
- * rules, and the twin that comes and goes with each device. The connection
- * table (device_mqtt.c) is replaced by the fakes below. */
+ * rules, and the twin and C2D queue that come and go with each device (with
+ * hub-sim/c2d's queue functions). The connection table (device_mqtt.c) is
+ * replaced by the fakes below. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,6 +51,12 @@ void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *p
 {
 }
 
+/* c2d.c delivers to connected devices; here none is ever connected over MQTT. */
+struct hub_conn *hub_conn_find(struct hub *h, const char *device_id)
+{
+	return NULL;
+}
+
 /* --- fixture ---------------------------------------------------------------- */
 
 struct fx {
@@ -75,6 +82,7 @@ static int setup(void **state)
 	f->h.st = f->st;
 	assert_int_equal(store_table_open(f->st, "devices", &f->h.devices), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "twins", &f->h.twins), EMU_OK);
+	assert_int_equal(store_table_open(f->st, "c2d", &f->h.c2d), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "hubMeta", &f->h.meta), EMU_OK);
 	assert_int_equal(store_txn_begin(f->st, 1, &f->txn), EMU_OK);
 	fake_connected[0] = '\0';
@@ -588,20 +596,149 @@ static void view_merges_connection_state(void **state)
 	struct fx *f = *state;
 	json_t *rec = put_ok(f, "dev1", "{}", NULL), *v;
 
-	v = hub_registry_view(&f->h, rec);
+	v = hub_registry_view(&f->h, f->txn, rec);
 	assert_string_equal(str(v, "connectionState"), "Disconnected");
 	assert_string_equal(str(v, "lastActivityTime"), "0001-01-01T00:00:00Z");
 	json_decref(v);
 	snprintf(fake_connected, sizeof(fake_connected), "dev1");
 	fake_last_activity = 1700000000; /* 2023-11-14T22:13:20Z */
-	v = hub_registry_view(&f->h, rec);
+	v = hub_registry_view(&f->h, f->txn, rec);
 	assert_string_equal(str(v, "connectionState"), "Connected");
 	assert_string_equal(str(v, "lastActivityTime"), "2023-11-14T22:13:20Z");
 	/* The rest is the record, and the record itself is untouched. */
 	assert_string_equal(str(v, "etag"), str(rec, "etag"));
+	assert_int_equal(json_integer_value(get(v, "cloudToDeviceMessageCount", NULL)), 0);
 	assert_string_equal(str(rec, "connectionState"), "Disconnected");
 	json_decref(v);
 	json_decref(rec);
+}
+
+/* Queues one C2D message for id; returns its sequence number. */
+static int64_t enqueue(struct fx *f, const char *id, const char *message_id)
+{
+	json_t *msg = json_pack("{s:s, s:{s:s}, s:{}}", "body", "eA==", "systemProperties",
+	                        "messageId", message_id, "properties");
+	int64_t seq = -1;
+
+	assert_non_null(msg);
+	assert_int_equal(hub_c2d_enqueue(&f->h, f->txn, id, msg, &seq), EMU_OK);
+	assert_int_equal(json_integer_value(json_object_get(msg, "sequenceNumber")), seq);
+	json_decref(msg);
+	return seq;
+}
+
+static size_t queued(struct fx *f, const char *id)
+{
+	size_t n = 999;
+
+	assert_int_equal(hub_c2d_count(&f->h, f->txn, id, &n), EMU_OK);
+	return n;
+}
+
+static json_int_t view_count(struct fx *f, const char *id)
+{
+	json_t *rec = NULL, *v;
+	json_int_t n;
+
+	assert_int_equal(hub_registry_get(&f->h, f->txn, id, &rec), EMU_OK);
+	v = hub_registry_view(&f->h, f->txn, rec);
+	assert_non_null(v);
+	n = json_integer_value(get(v, "cloudToDeviceMessageCount", NULL));
+	/* The stored record does not carry the count; only the view does. */
+	assert_int_equal(json_integer_value(get(rec, "cloudToDeviceMessageCount", NULL)), 0);
+	json_decref(v);
+	json_decref(rec);
+	return n;
+}
+
+static void c2d_count_in_view(void **state)
+{
+	struct fx *f = *state;
+
+	/* "dev1" is a prefix of the other ids: its queue must not count theirs. */
+	json_decref(put_ok(f, "dev1", "{}", NULL));
+	json_decref(put_ok(f, "dev10", "{}", NULL));
+	json_decref(put_ok(f, "dev1!", "{}", NULL));
+	assert_int_equal(view_count(f, "dev1"), 0);
+	assert_int_equal(enqueue(f, "dev1", "m1"), 1);
+	assert_int_equal(enqueue(f, "dev1", "m2"), 2);
+	assert_int_equal(enqueue(f, "dev10", "n1"), 1);
+	assert_int_equal(enqueue(f, "dev1!", "o1"), 1);
+	assert_int_equal(enqueue(f, "dev1", "m3"), 3);
+	assert_int_equal(queued(f, "dev1"), 3);
+	assert_int_equal(view_count(f, "dev1"), 3);
+	assert_int_equal(view_count(f, "dev10"), 1);
+	assert_int_equal(view_count(f, "dev1!"), 1);
+	assert_int_equal(queued(f, "nobody"), 0);
+}
+
+static void c2d_purge(void **state)
+{
+	struct fx *f = *state;
+	char long_id[HUB_DEVICE_ID_MAX + 2];
+	size_t purged = 99;
+
+	json_decref(put_ok(f, "dev1", "{}", NULL));
+	json_decref(put_ok(f, "dev10", "{}", NULL));
+	enqueue(f, "dev1", "m1");
+	enqueue(f, "dev1", "m2");
+	enqueue(f, "dev10", "n1");
+	assert_int_equal(hub_c2d_purge(&f->h, f->txn, "dev1", &purged), EMU_OK);
+	assert_int_equal(purged, 2);
+	assert_int_equal(queued(f, "dev1"), 0);
+	assert_int_equal(queued(f, "dev10"), 1);
+	/* Nothing left: purging again is fine and purges nothing; NULL count is fine. */
+	assert_int_equal(hub_c2d_purge(&f->h, f->txn, "dev1", &purged), EMU_OK);
+	assert_int_equal(purged, 0);
+	assert_int_equal(hub_c2d_purge(&f->h, f->txn, "dev10", NULL), EMU_OK);
+	assert_int_equal(queued(f, "dev10"), 0);
+	/* Numbers go on after a purge: an old acknowledgement cannot hit a new message. */
+	assert_int_equal(enqueue(f, "dev1", "m3"), 3);
+	/* An id too long to be a device's could only name others' messages. */
+	memset(long_id, 'd', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	assert_int_equal(hub_c2d_purge(&f->h, f->txn, long_id, &purged), EMU_EINVAL);
+	assert_int_equal(queued(f, "dev1"), 1);
+}
+
+static void delete_purges_c2d(void **state)
+{
+	struct fx *f = *state;
+	char why[256];
+	json_t *again;
+
+	json_decref(put_ok(f, "dev1", "{}", NULL));
+	json_decref(put_ok(f, "dev10", "{}", NULL));
+	enqueue(f, "dev1", "m1");
+	enqueue(f, "dev1", "m2");
+	enqueue(f, "dev10", "n1");
+	/* A refused delete keeps the queue. */
+	assert_int_equal(
+	    hub_registry_delete(&f->h, f->txn, "dev1", "\"bm9wZQ==\"", why, sizeof(why)),
+	    EMU_EPRECOND);
+	assert_int_equal(queued(f, "dev1"), 2);
+
+	assert_int_equal(hub_registry_delete(&f->h, f->txn, "dev1", "*", why, sizeof(why)), EMU_OK);
+	assert_int_equal(queued(f, "dev1"), 0);
+	assert_int_equal(queued(f, "dev10"), 1);
+	/* Created again under the same id: an empty queue. */
+	again = put_ok(f, "dev1", "{}", NULL);
+	assert_int_equal(view_count(f, "dev1"), 0);
+	assert_int_equal(enqueue(f, "dev1", "m3"), 3);
+	assert_int_equal(view_count(f, "dev1"), 1);
+	json_decref(again);
+
+	/* All of it is one transaction: aborted, the messages are back. */
+	assert_int_equal(store_txn_commit(f->txn), EMU_OK);
+	assert_int_equal(store_txn_begin(f->st, 1, &f->txn), EMU_OK);
+	assert_int_equal(hub_registry_delete(&f->h, f->txn, "dev10", NULL, why, sizeof(why)),
+	                 EMU_OK);
+	assert_int_equal(queued(f, "dev10"), 0);
+	store_txn_abort(f->txn);
+	f->txn = NULL;
+	assert_int_equal(store_txn_begin(f->st, 1, &f->txn), EMU_OK);
+	assert_int_equal(queued(f, "dev10"), 1);
+	assert_int_equal(view_count(f, "dev10"), 1);
 }
 
 static int collect(const char *id, const json_t *device, void *arg)
@@ -648,6 +785,7 @@ static void etags_survive_reopen(void **state)
 	f->h.st = f->st;
 	assert_int_equal(store_table_open(f->st, "devices", &f->h.devices), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "twins", &f->h.twins), EMU_OK);
+	assert_int_equal(store_table_open(f->st, "c2d", &f->h.c2d), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "hubMeta", &f->h.meta), EMU_OK);
 	assert_int_equal(store_txn_begin(f->st, 1, &f->txn), EMU_OK);
 	assert_int_equal(hub_registry_delete(&f->h, f->txn, "a", NULL, NULL, 0), EMU_OK);
@@ -669,6 +807,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(invalid_bodies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(delete_removes_twin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(view_merges_connection_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(c2d_count_in_view, setup, teardown),
+	    cmocka_unit_test_setup_teardown(c2d_purge, setup, teardown),
+	    cmocka_unit_test_setup_teardown(delete_purges_c2d, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreach_and_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(etags_survive_reopen, setup, teardown),
 	};
