@@ -159,7 +159,7 @@ static int app_start(struct app *a)
 		return rc;
 	if ((rc = http_route(a->http, "GET", "/health", on_health, a)))
 		return rc;
-	if ((rc = svcauth_new(&a->any_owner)))
+	if ((rc = svcauth_new(&a->any_owner)) || (rc = svcauth_add_cfg_names(a->any_owner, &a->cfg)))
 		return rc;
 	if (a->cfg.run_dps &&
 	    (rc = svcauth_add_policy(a->any_owner, "provisioningserviceowner", a->cfg.dps_key))) {
