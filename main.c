@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "certs/ca_registry.h"
 #include "certs/devpki.h"
+#include "certs/issue.h"
 #include "certs/tool.h"
 #include "dps/dps.h"
 #include "err.h"
@@ -29,6 +30,8 @@
 struct app {
 	struct cfg cfg;
 	struct devpki_files pki;
+	struct devpki_issuer_files issuing; /* the CA that signs certificates from CSRs */
+	struct issue_ca *issuer;
 	struct loop *lp;
 	struct store *st;
 	SSL_CTX *ctx;
@@ -119,9 +122,10 @@ static void print_banner(struct app *a)
 		"  MQTT over TLS   %s:%d   (devices: DPS and hub)\n"
 		"  HTTPS           %s:%d   (device and service REST APIs, GET /health)\n"
 		"  hostname        %s   (server certificate names; the assignedHub DPS hands out)\n"
-		"  trust root      %s\n",
+		"  trust root      %s\n"
+		"  issuing CA      %s   (chain of the certificates issued from CSRs)\n",
 		a->dps ? "dps" : "", a->dps && a->hub ? "," : "", a->hub ? "hub" : "", c->bind,
-		mport, c->bind, hport, c->hostname, a->pki.server_ca);
+		mport, c->bind, hport, c->hostname, a->pki.server_ca, a->issuing.chain);
 	if (c->run_dps)
 		fprintf(stderr,
 			"  ID scope        %s\n"
@@ -139,12 +143,22 @@ static void print_banner(struct app *a)
 static int app_start(struct app *a)
 {
 	struct names extra = { .n = 0 };
-	char path[1200];
+	char path[1200], why[512];
 	int rc;
 
 	cfg_list_each(a->cfg.extra_names, add_name, &extra);
 	if ((rc = devpki_ensure(a->cfg.data_dir, a->cfg.hostname, extra.v, extra.n, &a->pki)))
 		return rc;
+	if ((!a->cfg.issuing_ca_cert) != (!a->cfg.issuing_ca_key)) {
+		log_error("main", "DPSEMU_ISSUING_CA_CERT and DPSEMU_ISSUING_CA_KEY go together");
+		return EMU_EINVAL;
+	}
+	if ((rc = devpki_ensure_issuer(a->cfg.data_dir, a->cfg.issuing_ca_cert, a->cfg.issuing_ca_key,
+				       a->cfg.issuing_ca_chain, &a->issuing, &a->issuer, why,
+				       sizeof(why)))) {
+		log_error("main", "issuing CA: %s", why);
+		return rc;
+	}
 	snprintf(path, sizeof(path), "%s/store", a->cfg.data_dir);
 	if ((rc = store_open(path, (size_t)a->cfg.store_map_mb, &a->st)))
 		return rc;
@@ -175,12 +189,13 @@ static int app_start(struct app *a)
 		return rc;
 	if (a->cfg.run_dps) {
 		struct dps_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt,
-					 a->pki.server_ca, a->cfg.run_hub };
+					 a->pki.server_ca, a->cfg.run_hub, a->issuer };
 		if ((rc = dps_new(&deps, &a->dps)))
 			return rc;
 	}
 	if (a->cfg.run_hub) {
-		struct hub_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt, NULL };
+		struct hub_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt,
+					 a->issuing.chain };
 		if ((rc = hub_new(&deps, &a->hub)))
 			return rc;
 	}
@@ -200,6 +215,7 @@ static void app_stop(struct app *a)
 		close(a->sigfd);
 	loop_free(a->lp);
 	store_close(a->st);
+	issue_ca_free(a->issuer);
 	cfg_free(&a->cfg);
 }
 

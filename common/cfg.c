@@ -58,6 +58,17 @@ static const struct opt opts[] = {
 	  "telemetry messages kept per device for GET /_emulator/telemetry" },
 	{ "c2d-queue-max", I(c2d_queue_max), "50", 1, 10000,
 	  "cloud-to-device messages queued per device (Azure allows 50)" },
+	{ "issuing-ca-cert", S(issuing_ca_cert), NULL, 0, 0,
+	  "PEM certificate of your own CA for certificates issued from CSRs (default: generated)" },
+	{ "issuing-ca-key", S(issuing_ca_key), NULL, 0, 0, "its private key (PEM)" },
+	{ "issuing-ca-chain", S(issuing_ca_chain), NULL, 0, 0,
+	  "its chain up to the root (PEM), if not in the certificate file" },
+	{ "credential-policies", S(credential_policies), "", 0, 0,
+	  "credential policies for certificate issuance, name=validity (s, m, h, d), "
+	  "comma-separated; 'default' (30d) always exists" },
+	{ "csr-keys", S(csr_keys), "default", 0, 0,
+	  "keys accepted in CSRs: default (EC P-256, P-384, RSA >= 2048) or strict (P-384 only, "
+	  "as Azure)" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

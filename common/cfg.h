@@ -35,6 +35,11 @@ struct cfg {
 	int hub_require_cn;    /* thumbprint devices too need CN = device id */
 	int telemetry_keep;    /* messages kept per device for the observation API */
 	int c2d_queue_max;     /* cloud-to-device messages queued per device */
+	char *issuing_ca_cert; /* user-supplied issuing CA for CSRs (NULL: the dev PKI's) */
+	char *issuing_ca_key;
+	char *issuing_ca_chain;
+	char *credential_policies; /* "name=30d,short=10m"; "default" (30 days) always exists */
+	char *csr_keys;        /* "default" (P-256, P-384, RSA >= 2048) or "strict" (P-384) */
 };
 
 /* Fills cfg from defaults, the environment and argv (argv[0] is skipped).

@@ -101,6 +101,7 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	d->lp = deps->lp;
 	d->st = deps->st;
 	d->cas = deps->cas;
+	d->issuer = deps->issuer;
 	cfg_list_each(d->cfg->linked_hubs, add_linked_hub, d);
 	d->hub_port = d->cfg->https_port;
 	if ((rc = http_client_new(d->lp, deps->ca_file, &d->hub_client)))
@@ -117,8 +118,20 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	}
 	if ((rc = store_table_open(d->st, "registrations", &d->registrations)) ||
 	    (rc = store_table_open(d->st, "operations", &d->operations)) ||
-	    (rc = enr_store_new(d->st, NULL, &d->es)) || (rc = svcauth_new(&d->auth)))
+	    (rc = svcauth_new(&d->auth)))
 		goto fail;
+	{
+		char why[300];
+		if ((rc = dps_issuance_init(d, deps->http, why, sizeof(why)))) {
+			log_error("dps", "%s", why);
+			goto fail;
+		}
+	}
+	{
+		struct enr_validate_opts opts = { dps_policy_known, d };
+		if ((rc = enr_store_new(d->st, &opts, &d->es)))
+			goto fail;
+	}
 	if ((rc = svcauth_add_cfg_names(d->auth, d->cfg)))
 		goto fail;
 	if ((rc = svcauth_add_policy(d->auth, "provisioningserviceowner", d->cfg->dps_key))) {

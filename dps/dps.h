@@ -9,6 +9,7 @@ struct store;
 struct ca_registry;
 struct http_server;
 struct mqtt_server;
+struct issue_ca;
 struct dps;
 
 /* What DPS runs on; everything is borrowed and must outlive the service. */
@@ -21,6 +22,7 @@ struct dps_deps {
 	struct mqtt_server *mqtt;
 	const char *ca_file;  /* trust for calls to the hubs (their server CA) */
 	int hub_in_process;   /* the hub runs in this process: reach it via the bind address */
+	struct issue_ca *issuer; /* signs certificates from CSRs */
 };
 
 /* Opens DPS's tables, loads the seed enrollments (DPSEMU_ENROLLMENTS_DIR) and

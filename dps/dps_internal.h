@@ -11,9 +11,22 @@
 
 #define DPS_MAX_LINKED_HUBS 16
 #define DPS_HUB_NAME_MAX 256
+#define DPS_MAX_POLICIES 16
+
+/* Certificate-issuance errors: Azure has not published its codes, these are
+ * dpsemu's (all HTTP 400). */
+#define DPS_ERR_CSR_INVALID 400240     /* not base64 of a DER PKCS#10 request */
+#define DPS_ERR_CSR_SIGNATURE 400241   /* the CSR's signature does not verify */
+#define DPS_ERR_CSR_CN 400242          /* subject CN is not the registration id */
+#define DPS_ERR_CSR_KEY 400243         /* key type or size not accepted */
+#define DPS_ERR_CSR_TOO_LARGE 400244
+#define DPS_ERR_CSR_NO_POLICY 400245   /* the enrollment has no credential policy */
+#define DPS_ERR_CSR_API_VERSION 400246 /* csr sent with a GA api-version */
+#define DPS_ERR_CSR_KEY_REUSED 400247  /* public key already used by another device */
 
 struct svcauth;
 struct http_client;
+struct issue_ca;
 
 /* A service-API route argument: which kind of enrollment it serves. */
 struct dps_kind_route {
@@ -36,6 +49,15 @@ struct dps {
 	struct dps_kind_route kind_routes[2]; /* indexed by enum enr_kind */
 	struct http_client *hub_client;      /* calls to the hubs' service APIs */
 	int hub_port;                        /* HTTPS port of the linked hubs */
+	struct issue_ca *issuer;             /* signs certificates from CSRs (borrowed) */
+	int csr_keys;                        /* enum issue_keys */
+	struct {
+		char name[64];
+		int64_t validity;            /* seconds */
+	} policies[DPS_MAX_POLICIES];
+	int npolicies;
+	store_table issued;                  /* serial -> issued certificate record */
+	store_table issued_keys;             /* public key SHA-256 -> {registrationId} */
 };
 
 /* The answer to a device request, the same for MQTT and HTTPS. */
@@ -72,13 +94,30 @@ void dps_answer_free(struct dps_answer *ans);
 struct enr_list *dps_groups(struct dps *d);
 
 /* hub_link.c: creates or updates the device in its hub (and applies the
- * enrollment's initialTwin when apply_twin), then calls done(arg, ok, why)
+ * enrollment's initialTwin when apply_twin); a device with an issued
+ * certificate authenticates by CA (the issuing CA), others by the thumbprint
+ * of their certificate. Then calls done(arg, ok, why)
  * from the loop. Returns EMU_OK when started (done will be called), or an
  * error (done will not be called). */
 typedef void (*dps_hub_done_fn)(void *arg, int ok, const char *why);
 int dps_hub_sync(struct dps *d, const char *hub, const char *device_id,
-		 const struct enrollment *e, X509 *leaf, int apply_twin, dps_hub_done_fn done,
-		 void *arg);
+		 const struct enrollment *e, X509 *leaf, int apply_twin, int issued,
+		 dps_hub_done_fn done, void *arg);
+
+/* issuance.c: certificates from CSRs. */
+int dps_issuance_init(struct dps *d, struct http_server *http, char *why, size_t whylen);
+/* enr_validate_opts callback: non-zero when name is a configured policy. */
+int dps_policy_known(const char *name, void *arg);
+/* Validity in seconds of the named policy, -1 if unknown. */
+int64_t dps_policy_validity(const struct dps *d, const char *name);
+/* Checks csr (the register body's member) and issues a certificate for
+ * registration_id under e's credential policy. EMU_OK with *chain_out (base64
+ * DER array [leaf, issuing CA, root]) and *info_out (X509CertificateInfo of the
+ * leaf), both new references; otherwise *code (an Azure-style error code) and
+ * why say what was wrong, and nothing was issued. */
+int dps_issue_certificate(struct dps *d, const char *registration_id, const char *device_id,
+			  const struct enrollment *e, const json_t *csr, json_t **chain_out,
+			  json_t **info_out, int *code, char *why, size_t whylen);
 
 /* Transports and the service API register themselves. */
 int dps_mqtt_init(struct dps *d, struct mqtt_server *mqtt);

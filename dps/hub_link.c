@@ -34,9 +34,16 @@ struct hub_sync {
 
 /* Thumbprints the hub should accept: the enrollment's certificates for an
  * individual enrollment, the presented leaf for a group (as Azure DPS does). */
-static json_t *device_body(const struct enrollment *e, const char *device_id, X509 *leaf)
+static json_t *device_body(const struct enrollment *e, const char *device_id, X509 *leaf,
+			   int issued)
 {
 	char primary[65], secondary[65];
+
+	/* Its next certificates come from the issuing CA: trust that, not one key. */
+	if (issued)
+		return json_pack("{s:s, s:s, s:{s:s}, s:{s:b}}", "deviceId", device_id, "status",
+				 "enabled", "authentication", "type", "certificateAuthority",
+				 "capabilities", "iotEdge", e->iot_edge);
 
 	if (e->kind == ENR_INDIVIDUAL && e->certs && sk_X509_num(e->certs) > 0) {
 		x509_thumbprint_sha256(sk_X509_value(e->certs, 0), primary);
@@ -150,8 +157,8 @@ static void device_done(void *arg, int status, const char *body, size_t len, con
 }
 
 int dps_hub_sync(struct dps *d, const char *hub, const char *device_id,
-		 const struct enrollment *e, X509 *leaf, int apply_twin, dps_hub_done_fn done,
-		 void *arg)
+		 const struct enrollment *e, X509 *leaf, int apply_twin, int issued,
+		 dps_hub_done_fn done, void *arg)
 {
 	struct hub_sync *s = calloc(1, sizeof(*s));
 	json_t *initial = json_object_get(e->doc, "initialTwin");
@@ -161,7 +168,7 @@ int dps_hub_sync(struct dps *d, const char *hub, const char *device_id,
 	s->d = d;
 	snprintf(s->hub, sizeof(s->hub), "%s", hub);
 	s->device_id = strdup(device_id);
-	s->device = device_body(e, device_id, leaf);
+	s->device = device_body(e, device_id, leaf, issued);
 	if (apply_twin && json_is_object(initial))
 		s->twin = json_deep_copy(initial);
 	s->done = done;

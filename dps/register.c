@@ -272,23 +272,28 @@ static json_t *build_state(struct dps *d, const struct dps_reg_request *rq,
 
 /* The operation record: what polls of operation opid answer. */
 static json_t *operation_record(const char *opid, const char *key, const char *thumb,
-				const json_t *state)
+				const json_t *state, json_t *chain)
 {
+	json_t *view = device_state(state);
+
+	/* The issued chain goes to the device once, in this answer only. */
+	if (view && chain)
+		json_object_set(view, "issuedCertificateChain", chain);
 	/* The thumbprint binds the operation to the certificate that asked. */
 	return json_pack("{s:s, s:s, s:o, s:I}", "registrationKey", key, "thumbprint", thumb,
 			 "result",
 			 json_pack("{s:s, s:s, s:o}", "operationId", opid, "status",
 				   json_string_value(json_object_get(state, "status")),
-				   "registrationState", device_state(state)),
+				   "registrationState", view),
 			 "created", (json_int_t)time(NULL));
 }
 
 /* Commits the outcome: the operation and, when save_state, the registration. */
 static int save_outcome(struct dps *d, const char *opid, const char *key, const char *thumb,
-			const json_t *state, int save_state)
+			const json_t *state, int save_state, json_t *chain)
 {
 	struct store_txn *txn = NULL;
-	json_t *op = operation_record(opid, key, thumb, state);
+	json_t *op = operation_record(opid, key, thumb, state, chain);
 	int rc = EMU_ENOMEM;
 
 	if (op && (rc = store_txn_begin(d->st, 1, &txn)) == EMU_OK) {
@@ -308,6 +313,7 @@ struct assignment {
 	char key[ENR_ID_MAX + 1];
 	char thumb[65];
 	json_t *state;
+	json_t *chain; /* issued certificate chain, or NULL */
 };
 
 static void assignment_done(void *arg, int ok, const char *why)
@@ -328,16 +334,19 @@ static void assignment_done(void *arg, int ok, const char *why)
 		json_object_set_new(a->state, "errorMessage", json_string(why));
 		log_info("dps", "registration '%s' failed: %d %s", regid, ERR_HUB_UNAUTHORIZED, why);
 	}
-	if (save_outcome(a->d, a->opid, a->key, a->thumb, a->state, 1) != EMU_OK)
+	if (save_outcome(a->d, a->opid, a->key, a->thumb, a->state, 1, ok ? a->chain : NULL) !=
+	    EMU_OK)
 		log_error("dps", "registration '%s': storage error saving the outcome", regid);
 	json_decref(a->state);
+	json_decref(a->chain);
 	free(a);
 }
 
 /* Commits the operation as "assigning" and starts registering the device in
  * its hub; assignment_done records the outcome. */
 static int start_assignment(struct dps *d, const char *opid, const char *key, const char *thumb,
-			    json_t *state, const json_t *old, const struct enrollment *e, X509 *leaf)
+			    json_t *state, json_t *chain, const json_t *old,
+			    const struct enrollment *e, X509 *leaf)
 {
 	const char *old_status = json_string_value(json_object_get(old, "status"));
 	const char *substatus = json_string_value(json_object_get(state, "substatus"));
@@ -355,20 +364,23 @@ static int start_assignment(struct dps *d, const char *opid, const char *key, co
 	snprintf(a->key, sizeof(a->key), "%s", key);
 	snprintf(a->thumb, sizeof(a->thumb), "%s", thumb);
 	a->state = json_incref(state);
-	if ((rc = save_outcome(d, opid, key, thumb, pending, 0)) != EMU_OK)
+	a->chain = json_incref(chain);
+	if ((rc = save_outcome(d, opid, key, thumb, pending, 0, NULL)) != EMU_OK)
 		goto fail;
 	/* The initial twin applies to a new device and to a data reset. */
 	rc = dps_hub_sync(d, json_string_value(json_object_get(state, "assignedHub")),
 			  json_string_value(json_object_get(state, "deviceId")), e, leaf,
 			  first || (substatus && strcmp(substatus, "deviceDataReset") == 0),
-			  assignment_done, a);
+			  chain != NULL, assignment_done, a);
 	if (rc == EMU_OK) {
 		json_decref(pending);
 		return EMU_OK;
 	}
 fail:
-	if (a)
+	if (a) {
 		json_decref(a->state);
+		json_decref(a->chain);
+	}
 	free(a);
 	json_decref(pending);
 	return rc;
@@ -377,7 +389,7 @@ fail:
 /* Validates the register body. Returns EMU_OK (with *payload and *csr set,
  * borrowed from *doc) or answers 400 and returns EMU_EINVAL. */
 static int parse_body(const struct dps_reg_request *rq, json_t **doc, json_t **payload,
-		      int *has_csr, struct dps_answer *ans)
+		      json_t **csr, struct dps_answer *ans)
 {
 	size_t i = 0;
 	json_error_t err;
@@ -385,7 +397,7 @@ static int parse_body(const struct dps_reg_request *rq, json_t **doc, json_t **p
 
 	*doc = NULL;
 	*payload = NULL;
-	*has_csr = 0;
+	*csr = NULL;
 	while (i < rq->body_len && isspace((unsigned char)rq->body[i]))
 		i++;
 	if (i == rq->body_len)
@@ -410,7 +422,17 @@ static int parse_body(const struct dps_reg_request *rq, json_t **doc, json_t **p
 		return EMU_EINVAL;
 	}
 	*payload = json_object_get(*doc, "payload");
-	*has_csr = json_object_get(*doc, "csr") != NULL;
+	*csr = json_object_get(*doc, "csr");
+	if (json_is_null(*csr))
+		*csr = NULL;
+	/* Issuance is a 2025-07-01-preview feature: older versions don't know csr. */
+	if (*csr && (!rq->api_version || strncmp(rq->api_version, "2025-07-01", 10) < 0)) {
+		dps_answer_error(ans, 400, DPS_ERR_CSR_API_VERSION, rq->tracking_id,
+				 "the register request has a csr, which needs api-version "
+				 "2025-07-01-preview or later (this request used %s)",
+				 rq->api_version && *rq->api_version ? rq->api_version : "none");
+		return EMU_EINVAL;
+	}
 	return EMU_OK;
 }
 
@@ -420,9 +442,10 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	struct enrollment *individual = NULL;
 	struct enr_list *groups;
 	struct store_txn *txn = NULL;
-	json_t *doc = NULL, *payload = NULL, *old = NULL, *state = NULL;
-	char key[ENR_ID_MAX + 1], why[256], opid[64], thumb[65];
-	int has_csr = 0, failed = 0;
+	json_t *doc = NULL, *payload = NULL, *csr = NULL, *old = NULL, *state = NULL;
+	json_t *chain = NULL, *issued = NULL;
+	char key[ENR_ID_MAX + 1], why[512], opid[64], thumb[65];
+	int failed = 0, code;
 
 	memset(&m, 0, sizeof(m));
 	memset(ans, 0, sizeof(*ans));
@@ -432,7 +455,7 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 				 "Invalid RegistrationId '%s': %s", rq->registration_id, why);
 		goto out;
 	}
-	if (parse_body(rq, &doc, &payload, &has_csr, ans) != EMU_OK)
+	if (parse_body(rq, &doc, &payload, &csr, ans) != EMU_OK)
 		goto out;
 	if (!rq->leaf) {
 		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id,
@@ -454,12 +477,22 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id, "%s", m.reason);
 		goto out;
 	}
-	if (has_csr && (m.outcome != MATCH_OK || !m.enrollment->credential_policy)) {
-		dps_answer_error(ans, 400, ERR_BAD_REQUEST, rq->tracking_id,
+	if (csr && !m.enrollment->credential_policy) {
+		dps_answer_error(ans, 400, DPS_ERR_CSR_NO_POLICY, rq->tracking_id,
 				 "the register request has a csr but %s '%s' has no "
 				 "credentialPolicyName: certificate issuance is not enabled for it",
 				 m.enrollment->kind == ENR_GROUP ? "enrollment group" : "enrollment",
 				 m.enrollment->id);
+		goto out;
+	}
+	/* A disabled enrollment issues nothing. */
+	if (csr && m.outcome == MATCH_OK &&
+	    dps_issue_certificate(d, rq->registration_id,
+				  m.enrollment->kind == ENR_INDIVIDUAL && m.enrollment->device_id
+					  ? m.enrollment->device_id
+					  : rq->registration_id,
+				  m.enrollment, csr, &chain, &issued, &code, why, sizeof(why)) != EMU_OK) {
+		dps_answer_error(ans, code >= 500000 ? 500 : 400, code, rq->tracking_id, "%s", why);
 		goto out;
 	}
 	new_operation_id(opid);
@@ -477,6 +510,9 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 			txn = NULL;
 		}
 		state = build_state(d, rq, m.enrollment, old, payload, &failed);
+		/* The registration shows the current certificate: thumbprint, expiry. */
+		if (state && issued)
+			json_object_set(state, "issuedCertificate", issued);
 	}
 	if (!state) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "out of memory");
@@ -485,12 +521,12 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	if (m.outcome == MATCH_OK && !failed) {
 		/* The device must exist in its hub before DPS says "assigned": answer
 		 * "assigning" now and finish when the hub has it. */
-		if (start_assignment(d, opid, key, thumb, state, old, m.enrollment, rq->leaf) !=
-		    EMU_OK) {
+		if (start_assignment(d, opid, key, thumb, state, chain, old, m.enrollment,
+				     rq->leaf) != EMU_OK) {
 			dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 			goto out;
 		}
-	} else if (save_outcome(d, opid, key, thumb, state, m.outcome == MATCH_OK) != EMU_OK) {
+	} else if (save_outcome(d, opid, key, thumb, state, m.outcome == MATCH_OK, NULL) != EMU_OK) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 		goto out;
 	}
@@ -507,6 +543,8 @@ out:
 	json_decref(doc);
 	json_decref(old);
 	json_decref(state);
+	json_decref(chain);
+	json_decref(issued);
 }
 
 void dps_operation_status(struct dps *d, const char *registration_id, const char *operation_id,
