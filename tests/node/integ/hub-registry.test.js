@@ -1,8 +1,9 @@
 'use strict';
 // The hub's service REST API over raw HTTPS, as azure-iothub's Registry uses it: device
 // identities with their etag rules, twins (GET/PATCH/PUT, versions and etags), queries
-// with paging, statistics, the hub's error envelope and SAS checks, and what connected
-// devices see of it (desired pushes, disconnection when disabled or deleted).
+// with paging, statistics, the C2D queue's count and purge, the hub's error envelope and
+// SAS checks, and what connected devices see of it (desired pushes, disconnection when
+// disabled or deleted).
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const { useDaemon } = require('../lib/fixture');
@@ -229,6 +230,95 @@ test('get and delete: 404 DeviceNotFound, DELETE with "*" or the etag, 204', asy
 	assert.deepEqual(twin.json.tags, {});
 });
 
+/** Queues a C2D message through the emulator's send API; asserts 200. */
+async function queueC2d(deviceId, body) {
+	const res = await hub('POST', `/_emulator/devices/${encodeURIComponent(deviceId)}/messages`, { body: { body } });
+	assert.equal(res.status, 200, `queue C2D for ${deviceId}: ${describe(res)}`);
+	return res.json;
+}
+
+async function c2dCount(deviceId) {
+	const res = await hub('GET', dev(deviceId));
+	assert.equal(res.status, 200, describe(res));
+	return res.json.cloudToDeviceMessageCount;
+}
+
+async function c2dQueue(deviceId) {
+	const res = await hub('GET', `/_emulator/devices/${encodeURIComponent(deviceId)}/messages`);
+	assert.equal(res.status, 200, describe(res));
+	return res.json.messages;
+}
+
+test('C2D queue: cloudToDeviceMessageCount and DELETE /devices/{id}/commands', async () => {
+	// reg-c2d-1 is a prefix of reg-c2d-10: neither queue may count or purge the other's.
+	await createDevice('reg-c2d-1');
+	await createDevice('reg-c2d-10');
+	assert.equal(await c2dCount('reg-c2d-1'), 0);
+	await queueC2d('reg-c2d-1', 'x');
+	await queueC2d('reg-c2d-1', 'y');
+	await queueC2d('reg-c2d-10', 'z');
+	assert.equal(await c2dCount('reg-c2d-1'), 2);
+	assert.equal(await c2dCount('reg-c2d-10'), 1);
+	// The twin, the device list and queries show the same count.
+	const twin = await hub('GET', twinPath('reg-c2d-1'));
+	assert.equal(twin.json.cloudToDeviceMessageCount, 2);
+	const listed = (await hub('GET', '/devices')).json.find((d) => d.deviceId === 'reg-c2d-1');
+	assert.equal(listed.cloudToDeviceMessageCount, 2);
+	const queried = (await queryAll("SELECT * FROM devices WHERE deviceId = 'reg-c2d-1'", 10)).flat();
+	assert.equal(queried[0].cloudToDeviceMessageCount, 2);
+	// A device write answers with the live count too; the etag rules are unchanged.
+	const upd = await hub('PUT', dev('reg-c2d-1'), { body: { deviceId: 'reg-c2d-1' }, headers: { 'If-Match': '"*"' } });
+	assert.equal(upd.status, 200, describe(upd));
+	assert.equal(upd.json.cloudToDeviceMessageCount, 2);
+
+	// The purge: 200 with Azure's PurgeMessageQueueResult.
+	let res = await hub('DELETE', `${dev('reg-c2d-1')}/commands`);
+	assert.equal(res.status, 200, describe(res));
+	assert.deepEqual(res.json, { deviceId: 'reg-c2d-1', totalMessagesPurged: 2 });
+	assert.deepEqual(Object.keys(res.json), ['deviceId', 'totalMessagesPurged']);
+	assert.equal(await c2dCount('reg-c2d-1'), 0);
+	assert.deepEqual(await c2dQueue('reg-c2d-1'), []);
+	assert.equal(await c2dCount('reg-c2d-10'), 1, 'another device keeps its queue');
+	// Again: nothing left. Paths are case-insensitive.
+	res = await hub('DELETE', `/DEVICES/reg-c2d-1/Commands`);
+	assert.equal(res.status, 200, describe(res));
+	assert.equal(res.json.totalMessagesPurged, 0);
+	// The device itself is untouched, and sequence numbers go on after a purge.
+	assert.equal((await hub('GET', dev('reg-c2d-1'))).json.etag, upd.json.etag);
+	const next = await queueC2d('reg-c2d-1', 'w');
+	assert.equal(next.sequenceNumber, 3);
+	assert.equal(await c2dCount('reg-c2d-1'), 1);
+
+	assertHubError(await hub('DELETE', `${dev('reg-c2d-nobody')}/commands`), 404, 'DeviceNotFound');
+});
+
+test('C2D queue: deleting a device drops its queue; re-created, it starts empty', async () => {
+	await createDevice('reg-c2d-del');
+	await createDevice('reg-c2d-del2');
+	await queueC2d('reg-c2d-del', 'x');
+	await queueC2d('reg-c2d-del2', 'y');
+	assert.equal(await c2dCount('reg-c2d-del'), 1);
+
+	// A refused delete keeps it.
+	let res = await hub('DELETE', dev('reg-c2d-del'), { headers: { 'If-Match': '"bm9wZQ=="' } });
+	assertHubError(res, 412, 'PreconditionFailed');
+	assert.equal(await c2dCount('reg-c2d-del'), 1);
+
+	res = await hub('DELETE', dev('reg-c2d-del'), { headers: { 'If-Match': '"*"' } });
+	assert.equal(res.status, 204, describe(res));
+	assertHubError(await hub('DELETE', `${dev('reg-c2d-del')}/commands`), 404, 'DeviceNotFound');
+	await createDevice('reg-c2d-del');
+	assert.equal(await c2dCount('reg-c2d-del'), 0);
+	assert.deepEqual(await c2dQueue('reg-c2d-del'), []);
+	assert.equal(await c2dCount('reg-c2d-del2'), 1, 'another device keeps its queue');
+
+	// It survives a restart the same way.
+	await queueC2d('reg-c2d-del', 'z');
+	await fx.daemon.restart();
+	assert.equal(await c2dCount('reg-c2d-del'), 1);
+	assert.equal((await c2dQueue('reg-c2d-del')).length, 1);
+});
+
 test('twin: GET shape, PATCH and PUT with versions, etags and If-Match', async () => {
 	const d = await createDevice('reg-twin-1');
 	let res = await hub('GET', twinPath('reg-twin-1'));
@@ -416,6 +506,7 @@ test('401 IotHubUnauthorizedAccess for a missing or bad token, on every route', 
 		['GET', dev('reg-auth-1')],
 		['PUT', dev('reg-auth-2'), nodeCreateBody('reg-auth-2')],
 		['DELETE', dev('reg-auth-1')],
+		['DELETE', `${dev('reg-auth-1')}/commands`],
 		['GET', '/devices'],
 		['POST', '/devices/query', { query: 'SELECT * FROM devices' }],
 		['GET', '/statistics/devices'],
