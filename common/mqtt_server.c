@@ -44,6 +44,16 @@ struct mqtt_session {
 	void *data;
 };
 
+/* Azure closes a connection after 1.5 times the client's keep-alive, and after
+ * 1767 s at most (also when the client asked for none). */
+#define MAX_IDLE_MS 1767000u
+
+static uint64_t keepalive_ms(int keepalive)
+{
+	uint64_t ms = (uint64_t)keepalive * 1500u;
+	return keepalive == 0 || ms > MAX_IDLE_MS ? MAX_IDLE_MS : ms;
+}
+
 static int session_flush(struct mqtt_session *s)
 {
 	int rc = tls_conn_send(s->conn, s->out.data, s->out.len);
@@ -303,10 +313,8 @@ static void on_data(void *arg, struct tls_conn *c, const unsigned char *p, size_
 		}
 		handle_packet(s, &pkt);
 		buf_consume(&s->in, used);
-		if (s->svc && s->keepalive)
-			tls_conn_set_deadline(c, clock_mono_ms() + (uint64_t)s->keepalive * 1500u);
-		else if (s->svc)
-			tls_conn_set_deadline(c, 0);
+		if (s->svc)
+			tls_conn_set_deadline(c, clock_mono_ms() + keepalive_ms(s->keepalive));
 	}
 }
 

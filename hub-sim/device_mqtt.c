@@ -28,6 +28,7 @@
 #include <time.h>
 
 #define MAX_D2C_MESSAGE 262144 /* Azure's device-to-cloud limit */
+#define MAX_SAS_TIMER_S (366u * 86400u) /* tokens valid longer are not timed */
 
 struct hub_conn *hub_conn_find(struct hub *h, const char *device_id)
 {
@@ -102,6 +103,15 @@ static STACK_OF(X509) *trusted_cas(struct hub *h)
 	return all;
 }
 
+static void sas_expired(void *arg)
+{
+	struct hub_conn *c = arg;
+
+	c->sas_expiry = NULL; /* fired: the loop frees it */
+	log_info("hub", "device '%s': SAS token expired, disconnecting", c->device_id);
+	mqtt_session_close(c->s, "SAS token expired");
+}
+
 static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_connect_info *ci)
 {
 	struct hub *h = arg;
@@ -164,6 +174,11 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 		h->conns->prev = c;
 	h->conns = c;
 	mqtt_session_set_data(s, c);
+	/* MQTT cannot renew a token in-band: the hub drops the connection when the
+	 * token expires and the SDK reconnects with a new one. */
+	if (expiry && expiry < (uint64_t)time(NULL) + MAX_SAS_TIMER_S)
+		c->sas_expiry = loop_timer_add(h->lp, (expiry - (uint64_t)time(NULL)) * 1000u,
+					       sas_expired, c);
 	log_info("hub", "device '%s' connected from %s (%s%s)", c->device_id, ci->peer,
 		 ci->leaf ? "X.509" : "SAS", u.has_api_version ? "" : ", no api-version");
 	return MQTT_CONNACK_ACCEPTED;
@@ -387,6 +402,7 @@ static void hub_close(void *arg, struct mqtt_session *s)
 		return;
 	log_info("hub", "device '%s' disconnected", c->device_id);
 	loop_timer_cancel(h->lp, c->after_subscribe);
+	loop_timer_cancel(h->lp, c->sas_expiry);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -178,6 +178,7 @@ struct hub_conn {
 	char module_id[HUB_DEVICE_ID_MAX + 1];
 	int sub_c2d, sub_twin, sub_desired, sub_methods;
 	struct loop_timer *after_subscribe; /* deliver C2D / methods once SUBACK is out */
+	struct loop_timer *sas_expiry;      /* closes a SAS connection when its token expires */
 	struct {
 		uint16_t packet_id;            /* 0 = free slot */
 		char key[HUB_DEVICE_ID_MAX + 32];
