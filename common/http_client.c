@@ -17,7 +17,7 @@ struct http_client {
 	CURLM *multi;
 	struct loop_timer *timer;
 	char *ca_file;
-	struct curl_slist *resolve; /* host:port:address overrides */
+	struct curl_slist *connect_to; /* host:port:to_host:to_port overrides */
 	struct http_call *calls;    /* in flight */
 };
 
@@ -179,21 +179,24 @@ void http_client_free(struct http_client *c)
 	loop_timer_cancel(c->lp, c->timer);
 	if (c->multi)
 		curl_multi_cleanup(c->multi);
-	curl_slist_free_all(c->resolve);
+	curl_slist_free_all(c->connect_to);
 	free(c->ca_file);
 	free(c);
 }
 
-int http_client_resolve(struct http_client *c, const char *host, int port, const char *address)
+int http_client_connect_to(struct http_client *c, const char *host, int port, const char *to_host,
+			   int to_port)
 {
-	char entry[512];
+	char entry[600];
 	struct curl_slist *l;
 
-	snprintf(entry, sizeof(entry), "%s:%d:%s", host, port, address);
-	l = curl_slist_append(c->resolve, entry);
+	/* An IPv6 literal needs brackets in this syntax. */
+	snprintf(entry, sizeof(entry), "%s:%d:%s%s%s:%d", host, port, strchr(to_host, ':') ? "[" : "",
+		 to_host, strchr(to_host, ':') ? "]" : "", to_port);
+	l = curl_slist_append(c->connect_to, entry);
 	if (!l)
 		return EMU_ENOMEM;
-	c->resolve = l;
+	c->connect_to = l;
 	return EMU_OK;
 }
 
@@ -234,8 +237,8 @@ int http_client_request(struct http_client *c, const char *method, const char *u
 	curl_easy_setopt(call->easy, CURLOPT_PROTOCOLS_STR, "https");
 	if (c->ca_file)
 		curl_easy_setopt(call->easy, CURLOPT_CAINFO, c->ca_file);
-	if (c->resolve)
-		curl_easy_setopt(call->easy, CURLOPT_RESOLVE, c->resolve);
+	if (c->connect_to)
+		curl_easy_setopt(call->easy, CURLOPT_CONNECT_TO, c->connect_to);
 	call->next = c->calls;
 	if (c->calls)
 		c->calls->prev = call;

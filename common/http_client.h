@@ -23,11 +23,12 @@ int http_client_new(struct loop *lp, const char *ca_file, struct http_client **o
 /* Cancels outstanding requests (their callbacks are not called) and frees. */
 void http_client_free(struct http_client *c);
 
-/* Makes requests for host:port connect to address instead of resolving host
- * (the certificate is still checked against host), like curl --resolve. Used
- * to reach a hub in this very process through the listen address. Returns
- * EMU_OK or EMU_ENOMEM. */
-int http_client_resolve(struct http_client *c, const char *host, int port, const char *address);
+/* Makes requests for host:port connect to to_host:to_port instead (the server
+ * certificate is still checked against host), like curl --connect-to. Used to
+ * reach a hub in this very process through the listen address, or a hub whose
+ * name is not in DNS. Returns EMU_OK or EMU_ENOMEM. */
+int http_client_connect_to(struct http_client *c, const char *host, int port, const char *to_host,
+			   int to_port);
 
 /* Starts a request. headers is a NULL-terminated list of "Name: value" lines (may
  * be NULL); body may be NULL. timeout_ms bounds the whole exchange. cb is always

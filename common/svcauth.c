@@ -81,7 +81,11 @@ int svcauth_add_resource(struct svcauth *a, const char *host)
 
 static void add_name(const char *item, void *arg)
 {
-	svcauth_add_resource(arg, item);
+	char name[256];
+
+	/* A linked hub may be "name@host:port": the name is what tokens carry. */
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(item, "@"), item);
+	svcauth_add_resource(arg, name);
 }
 
 int svcauth_add_cfg_names(struct svcauth *a, const struct cfg *cfg)

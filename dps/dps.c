@@ -17,15 +17,36 @@
 /* Operations are only polled right after a register; a day is generous. */
 #define OPERATION_TTL_SECONDS (24 * 3600)
 
+/* A linked hub is "name" or "name@host:port": the name is what DPS assigns
+ * (assignedHub, the hub's certificate name); host:port is where its service
+ * API answers when the name alone does not lead there. */
 static void add_linked_hub(const char *item, void *arg)
 {
 	struct dps *d = arg;
+	const char *at = strchr(item, '@');
+	char *name;
 
-	if (d->nlinked < DPS_MAX_LINKED_HUBS)
-		snprintf(d->linked_hubs[d->nlinked++], DPS_HUB_NAME_MAX, "%s", item);
-	else
+	if (d->nlinked == DPS_MAX_LINKED_HUBS) {
 		log_warn("dps", "DPSEMU_LINKED_HUBS: more than %d hubs; '%s' ignored",
 			 DPS_MAX_LINKED_HUBS, item);
+		return;
+	}
+	name = d->linked_hubs[d->nlinked];
+	snprintf(name, DPS_HUB_NAME_MAX, "%.*s", at ? (int)(at - item) : (int)strlen(item), item);
+	if (at) {
+		char host[DPS_HUB_NAME_MAX];
+		const char *colon = strrchr(at + 1, ':');
+		char *end;
+		long port = colon ? strtol(colon + 1, &end, 10) : 0;
+		if (!colon || *end || port <= 0 || port > 65535 || colon == at + 1) {
+			log_warn("dps", "DPSEMU_LINKED_HUBS: '%s' is not name@host:port; ignored", item);
+			return;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - at - 1), at + 1);
+		if (http_client_connect_to(d->hub_client, name, d->hub_port, host, (int)port) != EMU_OK)
+			return;
+	}
+	d->nlinked++;
 }
 
 struct prune {
@@ -102,17 +123,18 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	d->st = deps->st;
 	d->cas = deps->cas;
 	d->issuer = deps->issuer;
-	cfg_list_each(d->cfg->linked_hubs, add_linked_hub, d);
 	d->hub_port = d->cfg->https_port;
 	if ((rc = http_client_new(d->lp, deps->ca_file, &d->hub_client)))
 		goto fail;
+	cfg_list_each(d->cfg->linked_hubs, add_linked_hub, d);
 	if (deps->hub_in_process) {
 		/* Our own hub listens on the bind address, whatever names it has. */
 		const char *addr = strcmp(d->cfg->bind, "0.0.0.0") == 0 ? "127.0.0.1"
 				   : strcmp(d->cfg->bind, "::") == 0	 ? "::1"
 									 : d->cfg->bind;
 		for (int i = 0; i < d->nlinked && rc == EMU_OK; i++)
-			rc = http_client_resolve(d->hub_client, d->linked_hubs[i], d->hub_port, addr);
+			rc = http_client_connect_to(d->hub_client, d->linked_hubs[i], d->hub_port,
+						    addr, d->cfg->https_port);
 		if (rc)
 			goto fail;
 	}

@@ -44,11 +44,11 @@ struct dps {
 	store_table registrations;   /* lower-cased registration id -> registration state */
 	store_table operations;      /* operation id -> {registrationId, result, created} */
 	struct enr_list *groups;     /* parsed groups, rebuilt when the generation moves */
-	char linked_hubs[DPS_MAX_LINKED_HUBS][DPS_HUB_NAME_MAX];
+	char linked_hubs[DPS_MAX_LINKED_HUBS][DPS_HUB_NAME_MAX]; /* host names DPS assigns */
 	int nlinked;
 	struct dps_kind_route kind_routes[2]; /* indexed by enum enr_kind */
 	struct http_client *hub_client;      /* calls to the hubs' service APIs */
-	int hub_port;                        /* HTTPS port of the linked hubs */
+	int hub_port;                        /* HTTPS port in the URLs of the hubs' APIs */
 	struct issue_ca *issuer;             /* signs certificates from CSRs (borrowed) */
 	int csr_keys;                        /* enum issue_keys */
 	struct {
