@@ -147,7 +147,12 @@ static int app_start(struct app *a)
 	int rc;
 
 	cfg_list_each(a->cfg.extra_names, add_name, &extra);
-	if ((rc = devpki_ensure(a->cfg.data_dir, a->cfg.hostname, extra.v, extra.n, &a->pki)))
+	if ((!a->cfg.server_ca_cert) != (!a->cfg.server_ca_key)) {
+		log_error("main", "DPSEMU_SERVER_CA_CERT and DPSEMU_SERVER_CA_KEY go together");
+		return EMU_EINVAL;
+	}
+	if ((rc = devpki_ensure_with_ca(a->cfg.data_dir, a->cfg.hostname, extra.v, extra.n,
+					a->cfg.server_ca_cert, a->cfg.server_ca_key, &a->pki)))
 		return rc;
 	if ((!a->cfg.issuing_ca_cert) != (!a->cfg.issuing_ca_key)) {
 		log_error("main", "DPSEMU_ISSUING_CA_CERT and DPSEMU_ISSUING_CA_KEY go together");

@@ -448,6 +448,37 @@ out:
 int devpki_ensure(const char *data_dir, const char *hostname, const char *const *extra_names,
                   size_t n_extra, struct devpki_files *out)
 {
+	return devpki_ensure_with_ca(data_dir, hostname, extra_names, n_extra, NULL, NULL, out);
+}
+
+/* Loads a user-supplied server CA; EMU_OK or an error with the reason logged. */
+static int load_user_ca(const char *cert_path, const char *key_path, X509 **ca, EVP_PKEY **key)
+{
+	int rc = gen_read_cert_file(cert_path, ca);
+
+	if (rc != EMU_OK) {
+		log_error("pki", "DPSEMU_SERVER_CA_CERT %s: not a readable PEM certificate (%s)",
+		          cert_path, emu_strerror(rc));
+		return rc;
+	}
+	rc = gen_read_key_file(key_path, key);
+	if (rc != EMU_OK) {
+		log_error("pki", "DPSEMU_SERVER_CA_KEY %s: not a readable PEM private key (%s)",
+		          key_path, emu_strerror(rc));
+		return rc;
+	}
+	if (!gen_key_matches_cert(*key, *ca) || !x509_is_ca(*ca)) {
+		log_error("pki", "DPSEMU_SERVER_CA_CERT %s: not a CA certificate matching the key %s",
+		          cert_path, key_path);
+		return EMU_ECRYPTO;
+	}
+	return EMU_OK;
+}
+
+int devpki_ensure_with_ca(const char *data_dir, const char *hostname,
+                          const char *const *extra_names, size_t n_extra, const char *ca_cert,
+                          const char *ca_key_path, struct devpki_files *out)
+{
 	char names[MAX_NAMES][NAME_MAX_LEN + 1];
 	char lock_path[DEVPKI_PATH_MAX], why[256], when[32], list[512];
 	size_t n_names = 0, used = 0;
@@ -482,8 +513,17 @@ int devpki_ensure(const char *data_dir, const char *hostname, const char *const 
 	if (rc != EMU_OK)
 		goto out;
 
-	rc = ensure_ca(out->dir, &server_ca_spec, NULL, NULL, &ca, &ca_key, &out->created_ca, NULL,
-	               0);
+	if (ca_cert) {
+		/* Several processes (DPS and hub containers) can share one server CA. */
+		rc = load_user_ca(ca_cert, ca_key_path, &ca, &ca_key);
+		if (rc == EMU_OK && strlen(ca_cert) >= sizeof(out->server_ca))
+			rc = EMU_ETOOBIG;
+		if (rc == EMU_OK)
+			snprintf(out->server_ca, sizeof(out->server_ca), "%s", ca_cert);
+	} else {
+		rc = ensure_ca(out->dir, &server_ca_spec, NULL, NULL, &ca, &ca_key, &out->created_ca,
+		               NULL, 0);
+	}
 	if (rc != EMU_OK)
 		goto out;
 	x509_thumbprint_sha1(ca, out->server_ca_sha1);

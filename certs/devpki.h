@@ -59,6 +59,14 @@ struct devpki_files {
 int devpki_ensure(const char *data_dir, const char *hostname, const char *const *extra_names,
                   size_t n_extra, struct devpki_files *out);
 
+/* The same with a server CA of the caller's (PEM files; both NULL = the data
+ * dir's own): the server certificate is issued by it, and out->server_ca is
+ * ca_cert. Lets several processes (DPS and hub in separate containers) chain
+ * to one trust root. A CA that does not match its key is an error. */
+int devpki_ensure_with_ca(const char *data_dir, const char *hostname,
+                          const char *const *extra_names, size_t n_extra, const char *ca_cert,
+                          const char *ca_key, struct devpki_files *out);
+
 /* What devpki_ensure_issuer reports back. */
 struct devpki_issuer_files {
 	char issuing_cert[DEVPKI_PATH_MAX]; /* issuing CA certificate (PEM) */

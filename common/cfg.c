@@ -58,6 +58,10 @@ static const struct opt opts[] = {
 	  "telemetry messages kept per device for GET /_emulator/telemetry" },
 	{ "c2d-queue-max", I(c2d_queue_max), "50", 1, 10000,
 	  "cloud-to-device messages queued per device (Azure allows 50)" },
+	{ "server-ca-cert", S(server_ca_cert), NULL, 0, 0,
+	  "PEM CA certificate that signs the server certificate (default: generated); lets "
+	  "DPS and hub in separate containers share one trust root" },
+	{ "server-ca-key", S(server_ca_key), NULL, 0, 0, "its private key (PEM)" },
 	{ "issuing-ca-cert", S(issuing_ca_cert), NULL, 0, 0,
 	  "PEM certificate of your own CA for certificates issued from CSRs (default: generated)" },
 	{ "issuing-ca-key", S(issuing_ca_key), NULL, 0, 0, "its private key (PEM)" },

@@ -35,6 +35,8 @@ struct cfg {
 	int hub_require_cn;    /* thumbprint devices too need CN = device id */
 	int telemetry_keep;    /* messages kept per device for the observation API */
 	int c2d_queue_max;     /* cloud-to-device messages queued per device */
+	char *server_ca_cert;  /* user-supplied server CA (NULL: generated in the data dir) */
+	char *server_ca_key;
 	char *issuing_ca_cert; /* user-supplied issuing CA for CSRs (NULL: the dev PKI's) */
 	char *issuing_ca_key;
 	char *issuing_ca_chain;
