@@ -516,10 +516,9 @@ int devpki_ensure_with_ca(const char *data_dir, const char *hostname,
 	if (ca_cert) {
 		/* Several processes (DPS and hub containers) can share one server CA. */
 		rc = load_user_ca(ca_cert, ca_key_path, &ca, &ca_key);
-		if (rc == EMU_OK && strlen(ca_cert) >= sizeof(out->server_ca))
-			rc = EMU_ETOOBIG;
+		/* Clients find the trust root where they always do. */
 		if (rc == EMU_OK)
-			snprintf(out->server_ca, sizeof(out->server_ca), "%s", ca_cert);
+			rc = gen_write_certs_file(out->server_ca, &ca, 1, 0);
 	} else {
 		rc = ensure_ca(out->dir, &server_ca_spec, NULL, NULL, &ca, &ca_key, &out->created_ca,
 		               NULL, 0);

@@ -60,8 +60,9 @@ int devpki_ensure(const char *data_dir, const char *hostname, const char *const 
                   size_t n_extra, struct devpki_files *out);
 
 /* The same with a server CA of the caller's (PEM files; both NULL = the data
- * dir's own): the server certificate is issued by it, and out->server_ca is
- * ca_cert. Lets several processes (DPS and hub in separate containers) chain
+ * dir's own): the server certificate is issued by it, and a copy of ca_cert
+ * (never the key) is written to the data dir's server-ca.pem, where clients
+ * look for the trust root. Lets several processes (DPS and hub in separate containers) chain
  * to one trust root. A CA that does not match its key is an error. */
 int devpki_ensure_with_ca(const char *data_dir, const char *hostname,
                           const char *const *extra_names, size_t n_extra, const char *ca_cert,
