@@ -1,19 +1,9 @@
 #include "query.h"
 
 #include "err.h"
+#include "textenc.h"
 
 #include <string.h>
-
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int ascii_lower(int c)
 {
@@ -32,8 +22,8 @@ static int decode_one(const char *s, size_t len, size_t *i)
 		return (unsigned char)s[(*i)++];
 	if (len - *i < 3)
 		return -1;
-	hi = hex_digit((unsigned char)s[*i + 1]);
-	lo = hex_digit((unsigned char)s[*i + 2]);
+	hi = hex_digit_value((unsigned char)s[*i + 1]);
+	lo = hex_digit_value((unsigned char)s[*i + 2]);
 	if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 		return -1;
 	*i += 3;

@@ -82,7 +82,7 @@ void hex_encode(const unsigned char *p, size_t n, int upper, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hex_value(int c)
+int hex_digit_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -91,29 +91,6 @@ static int hex_value(int c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-long url_decode(const char *s, size_t slen, char *out)
-{
-	size_t i, j = 0;
-
-	for (i = 0; i < slen; i++) {
-		if (s[i] == '%') {
-			int hi, lo;
-			if (i + 2 >= slen)
-				return -1;
-			hi = hex_value((unsigned char)s[i + 1]);
-			lo = hex_value((unsigned char)s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			out[j++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else {
-			out[j++] = s[i];
-		}
-	}
-	out[j] = '\0';
-	return (long)j;
 }
 
 char *url_encode(const char *s)

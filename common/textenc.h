@@ -16,9 +16,9 @@ int b64_decode(const char *s, size_t slen, unsigned char **out, size_t *outlen);
 /* Writes n bytes as hex (upper case if upper) into out, which needs 2n+1 bytes. */
 void hex_encode(const unsigned char *p, size_t n, int upper, char *out);
 
-/* Percent-decodes s[0..slen) into out (needs slen+1 bytes); '+' stays '+'.
- * Returns the decoded length, or -1 for a malformed escape. */
-long url_decode(const char *s, size_t slen, char *out);
+/* The value of hex digit c (either case), or -1. (Percent-decoding of query
+ * strings, tokens and property bags is query_decode in query.h.) */
+int hex_digit_value(int c);
 /* Percent-encodes everything but unreserved characters (RFC 3986) into a new string. */
 char *url_encode(const char *s);
 

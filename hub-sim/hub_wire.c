@@ -2,6 +2,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "textenc.h"
 #include "query.h"
 
 #include <stdarg.h>
@@ -69,17 +70,6 @@ static bool valid_host(const char *h, size_t len)
 	return true;
 }
 
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes the valid, non-NUL %XX escapes of s[0..len) and copies every other byte
  * as is, into out (outlen bytes, NUL-terminated). Returns false when the result
  * did not fit (out then holds what fitted). */
@@ -90,8 +80,8 @@ static bool decode_lenient(const char *s, size_t len, char *out, size_t outlen)
 	while (i < len) {
 		int c = (unsigned char)s[i], hi, lo;
 
-		if (c == '%' && len - i >= 3 && (hi = hex_digit((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = hex_digit((unsigned char)s[i + 2])) >= 0 && (hi | lo) != 0) {
+		if (c == '%' && len - i >= 3 && (hi = hex_digit_value((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hex_digit_value((unsigned char)s[i + 2])) >= 0 && (hi | lo) != 0) {
 			c = hi << 4 | lo;
 			i += 3;
 		} else {

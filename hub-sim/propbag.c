@@ -82,17 +82,6 @@ const char *propbag_system_key(const char *name)
 	return NULL;
 }
 
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Positive, so they never collide with an emu_err. */
 enum decode_result { DEC_OK = 0, DEC_BAD_ESCAPE = 1, DEC_NUL = 2 };
 
@@ -111,8 +100,8 @@ static int decode(const char *s, size_t len, char **out, size_t *outlen)
 		int c = (unsigned char)s[i];
 
 		if (c == '%') {
-			int hi = len - i >= 3 ? hex_digit((unsigned char)s[i + 1]) : -1;
-			int lo = len - i >= 3 ? hex_digit((unsigned char)s[i + 2]) : -1;
+			int hi = len - i >= 3 ? hex_digit_value((unsigned char)s[i + 1]) : -1;
+			int lo = len - i >= 3 ? hex_digit_value((unsigned char)s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0) {
 				rc = DEC_BAD_ESCAPE;
