@@ -36,20 +36,6 @@ struct issue_ca {
 };
 
 /* Writes a message into why (which may be NULL). */
-static void say(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 /* Copies at most SHOW_MAX bytes of s[0..n) into out for a message, printable
  * ASCII as is and everything else as \xNN, so device input cannot forge log lines. */
 static void show(const char *s, size_t n, char *out, size_t outlen)
@@ -201,11 +187,11 @@ static int ca_check_self(X509 *cert, EVP_PKEY *key, const struct ca_labels *l, c
 	time_t t;
 
 	if (!gen_key_matches_cert(key, cert)) {
-		say(why, whylen, "%s does not belong to %s", l->key, l->cert);
+		emu_why(why, whylen, "%s does not belong to %s", l->key, l->cert);
 		return EMU_ECRYPTO;
 	}
 	if (!x509_is_ca(cert)) {
-		say(why, whylen, "%s is not a CA certificate (basicConstraints CA:TRUE is missing)",
+		emu_why(why, whylen, "%s is not a CA certificate (basicConstraints CA:TRUE is missing)",
 		    l->cert);
 		return EMU_ECRYPTO;
 	}
@@ -213,7 +199,7 @@ static int ca_check_self(X509 *cert, EVP_PKEY *key, const struct ca_labels *l, c
 	 * parties refuse what it signs. */
 	if (!(X509_get_extension_flags(cert) & EXFLAG_KUSAGE) ||
 	    !(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN)) {
-		say(why, whylen, "%s cannot sign certificates (keyUsage lacks keyCertSign)",
+		emu_why(why, whylen, "%s cannot sign certificates (keyUsage lacks keyCertSign)",
 		    l->cert);
 		return EMU_ECRYPTO;
 	}
@@ -221,7 +207,7 @@ static int ca_check_self(X509 *cert, EVP_PKEY *key, const struct ca_labels *l, c
 	if (!((EVP_PKEY_get_base_id(key) == EVP_PKEY_EC && ec_group(key, group, sizeof(group))) ||
 	      (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA &&
 	       EVP_PKEY_get_bits(key) >= RSA_MIN_BITS))) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "%s has a key that cannot issue device certificates (%s): use EC on a named"
 		    " curve or RSA >= 2048",
 		    l->key, desc);
@@ -230,17 +216,17 @@ static int ca_check_self(X509 *cert, EVP_PKEY *key, const struct ca_labels *l, c
 	t = asn1_time_to_time_t(X509_get0_notBefore(cert));
 	if (t > now) {
 		clock_iso8601(t, when);
-		say(why, whylen, "%s is not valid before %s", l->cert, when);
+		emu_why(why, whylen, "%s is not valid before %s", l->cert, when);
 		return EMU_ECRYPTO;
 	}
 	t = x509_not_after(cert);
 	if (t <= now) {
 		clock_iso8601(t, when);
-		say(why, whylen, "%s expired on %s", l->cert, when);
+		emu_why(why, whylen, "%s expired on %s", l->cert, when);
 		return EMU_ECRYPTO;
 	}
 	if (x509_is_self_signed(cert)) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "%s is self-signed: the issuing CA must be signed by a root, as DPS returns"
 		    " leaf, issuing CA and root",
 		    l->cert);
@@ -272,7 +258,7 @@ static int ca_check_chain(X509 *cert, STACK_OF(X509) *candidates, const struct c
 	}
 	rc = EMU_ECRYPTO;
 	if (sk_X509_num(anchors) == 0) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "%s holds no self-signed root for %s: give the chain up to the root", l->chain,
 		    l->cert);
 		goto out;
@@ -287,20 +273,20 @@ static int ca_check_chain(X509 *cert, STACK_OF(X509) *candidates, const struct c
 	X509_STORE_CTX_set0_trusted_stack(ctx, anchors);
 	if (X509_verify_cert(ctx) != 1) {
 		verify_reason(ctx, reason, sizeof(reason));
-		say(why, whylen, "%s does not lead %s to a root: %s", l->chain, l->cert, reason);
+		emu_why(why, whylen, "%s does not lead %s to a root: %s", l->chain, l->cert, reason);
 		ERR_clear_error();
 		goto out;
 	}
 	built = X509_STORE_CTX_get0_chain(ctx);
 	if (sk_X509_num(built) != 2) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "%s is %d levels below its root: DPS returns exactly leaf, issuing CA and root,"
 		    " so the issuing CA must be signed by the root directly",
 		    l->cert, sk_X509_num(built) - 1);
 		goto out;
 	}
 	if (!x509_is_ca(sk_X509_value(built, 1))) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "the root in %s is not a CA certificate (basicConstraints CA:TRUE)", l->chain);
 		goto out;
 	}
@@ -372,7 +358,7 @@ static int ca_build(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *candidates,
 	rc = EMU_OK;
 out:
 	if (rc == EMU_ENOMEM)
-		say(why, whylen, "out of memory");
+		emu_why(why, whylen, "out of memory");
 	issue_ca_free(ca);
 	X509_free(root);
 	sk_X509_free(others);
@@ -389,9 +375,9 @@ int issue_ca_new(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain, struct issue_
 
 	if (out)
 		*out = NULL;
-	say(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	if (!cert || !key || !out) {
-		say(why, whylen, "no issuing CA certificate or key");
+		emu_why(why, whylen, "no issuing CA certificate or key");
 		return EMU_EINVAL;
 	}
 	if (!chain) {
@@ -410,16 +396,16 @@ static void say_read_error(char *why, size_t whylen, const char *path, const cha
 {
 	switch (rc) {
 	case EMU_ENOTFOUND:
-		say(why, whylen, "%s: file not found", path);
+		emu_why(why, whylen, "%s: file not found", path);
 		break;
 	case EMU_ETOOBIG:
-		say(why, whylen, "%s: file too large for %s", path, what);
+		emu_why(why, whylen, "%s: file too large for %s", path, what);
 		break;
 	case EMU_EIO:
-		say(why, whylen, "%s: cannot read it (see the log)", path);
+		emu_why(why, whylen, "%s: cannot read it (see the log)", path);
 		break;
 	default:
-		say(why, whylen, "%s: no valid %s in it", path, what);
+		emu_why(why, whylen, "%s: no valid %s in it", path, what);
 	}
 }
 
@@ -434,9 +420,9 @@ int issue_ca_load(const char *cert_path, const char *key_path, const char *chain
 
 	if (out)
 		*out = NULL;
-	say(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	if (!cert_path || !*cert_path || !key_path || !*key_path || !out) {
-		say(why, whylen, "the issuing CA needs both a certificate file and a key file");
+		emu_why(why, whylen, "the issuing CA needs both a certificate file and a key file");
 		return EMU_EINVAL;
 	}
 	if (chain_path && !*chain_path)
@@ -479,7 +465,7 @@ int issue_ca_load(const char *cert_path, const char *key_path, const char *chain
 		log_info("issue", "issuing CA %s loaded (chain from %s)", cert_path, l.chain);
 	goto out;
 nomem:
-	say(why, whylen, "out of memory");
+	emu_why(why, whylen, "out of memory");
 	rc = EMU_ENOMEM;
 out:
 	EVP_PKEY_free(key);
@@ -534,7 +520,7 @@ static enum issue_error csr_decode(const char *b64, size_t len, unsigned char **
 	*derlen = 0;
 	s = malloc(len + 3);
 	if (!s) {
-		say(why, whylen, "out of memory");
+		emu_why(why, whylen, "out of memory");
 		return ISSUE_ERR_INTERNAL;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -544,20 +530,20 @@ static enum issue_error csr_decode(const char *b64, size_t len, unsigned char **
 			continue;
 		if (n == 0 && len - i >= sizeof(pem_begin) - 1 &&
 		    memcmp(b64 + i, pem_begin, sizeof(pem_begin) - 1) == 0) {
-			say(why, whylen,
+			emu_why(why, whylen,
 			    "CSR is PEM text: send base64 of the DER request without the -----BEGIN"
 			    " and -----END lines");
 			goto out;
 		}
 		/* offsets count in the text as sent, whitespace included */
 		if (ch != '=' && is_b64_char(ch) && pad > 0) {
-			say(why, whylen, "CSR is not base64: data after '=' padding at offset %zu",
+			emu_why(why, whylen, "CSR is not base64: data after '=' padding at offset %zu",
 			    i);
 			goto out;
 		}
 		if (ch == '=' ? pad >= 2 : !is_b64_char(ch)) {
 			show((const char *)&b64[i], 1, c, sizeof(c));
-			say(why, whylen, "CSR is not base64: character '%s' at offset %zu", c, i);
+			emu_why(why, whylen, "CSR is not base64: character '%s' at offset %zu", c, i);
 			goto out;
 		}
 		if (ch == '=')
@@ -566,13 +552,13 @@ static enum issue_error csr_decode(const char *b64, size_t len, unsigned char **
 			s[n++] = (char)ch;
 	}
 	if (n % 4 == 1 || (pad && (n + pad) % 4 != 0)) {
-		say(why, whylen, "CSR is not base64: its length does not fit base64 groups");
+		emu_why(why, whylen, "CSR is not base64: its length does not fit base64 groups");
 		goto out;
 	}
 	while (n % 4 != 0)
 		s[n++] = '=';
 	if (b64_decode(s, n, der, derlen) != EMU_OK) {
-		say(why, whylen, "CSR is not base64");
+		emu_why(why, whylen, "CSR is not base64");
 		goto out;
 	}
 	e = ISSUE_ERR_NONE;
@@ -592,7 +578,7 @@ static int csr_key_ok(EVP_PKEY *k, enum issue_keys policy, char *why, size_t why
 		if (id == EVP_PKEY_EC && ec_group(k, group, sizeof(group)) &&
 		    strcmp(group, "secp384r1") == 0)
 			return 1;
-		say(why, whylen, "CSR key is %s: only EC P-384 is accepted", desc);
+		emu_why(why, whylen, "CSR key is %s: only EC P-384 is accepted", desc);
 		return 0;
 	}
 	if (id == EVP_PKEY_EC && ec_group(k, group, sizeof(group)) &&
@@ -602,10 +588,10 @@ static int csr_key_ok(EVP_PKEY *k, enum issue_keys policy, char *why, size_t why
 	    EVP_PKEY_get_bits(k) <= RSA_MAX_BITS)
 		return 1;
 	if (id == EVP_PKEY_RSA && EVP_PKEY_get_bits(k) > RSA_MAX_BITS)
-		say(why, whylen, "CSR key is %s: RSA keys of %d to %d bits are accepted", desc,
+		emu_why(why, whylen, "CSR key is %s: RSA keys of %d to %d bits are accepted", desc,
 		    RSA_MIN_BITS, RSA_MAX_BITS);
 	else
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "CSR key is %s: accepted keys are EC P-256, EC P-384 and RSA >= %d", desc,
 		    RSA_MIN_BITS);
 	return 0;
@@ -626,11 +612,11 @@ static enum issue_error csr_cn_ok(X509_REQ *req, const char *rid, char *why, siz
 		count++;
 	if (count != 1) {
 		if (count == 0)
-			say(why, whylen,
+			emu_why(why, whylen,
 			    "CSR subject has no CN: it must be the registration ID '%s'",
 			    rid_shown);
 		else
-			say(why, whylen,
+			emu_why(why, whylen,
 			    "CSR subject has %d CNs: it must have one, the registration ID '%s'",
 			    count, rid_shown);
 		return e;
@@ -639,19 +625,19 @@ static enum issue_error csr_cn_ok(X509_REQ *req, const char *rid, char *why, siz
 	n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
 	if (n < 0) {
 		ERR_clear_error();
-		say(why, whylen, "CSR subject CN cannot be read as UTF-8");
+		emu_why(why, whylen, "CSR subject CN cannot be read as UTF-8");
 		return e;
 	}
 	show((const char *)utf8, (size_t)n, shown, sizeof(shown));
 	/* a NUL inside the CN must not let "dev1\0x" pass for "dev1" */
 	if ((size_t)n != rid_len || memchr(utf8, '\0', (size_t)n) ||
 	    strncasecmp((const char *)utf8, rid, rid_len) != 0) {
-		say(why, whylen, "CSR subject CN '%s' does not match registration ID '%s'", shown,
+		emu_why(why, whylen, "CSR subject CN '%s' does not match registration ID '%s'", shown,
 		    rid_shown);
 		goto out;
 	}
 	if (rid_len > ISSUE_CN_MAX) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "registration ID '%s' is %zu characters: a certificate CN holds at most %d",
 		    rid_shown, rid_len, ISSUE_CN_MAX);
 		e = ISSUE_ERR_CN_TOO_LONG;
@@ -678,15 +664,15 @@ int issue_csr_parse(const char *b64, size_t len, const char *registration_id,
 
 	if (out)
 		*out = NULL;
-	say(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	if (!b64 || !registration_id || !out) {
-		say(why, whylen, "no CSR or registration ID");
+		emu_why(why, whylen, "no CSR or registration ID");
 		goto out;
 	}
 	if (len > ISSUE_CSR_MAX_B64) {
 		e = ISSUE_ERR_TOO_LARGE;
 		rc = EMU_ETOOBIG;
-		say(why, whylen, "CSR is %zu characters: the limit is %d", len, ISSUE_CSR_MAX_B64);
+		emu_why(why, whylen, "CSR is %zu characters: the limit is %d", len, ISSUE_CSR_MAX_B64);
 		goto out;
 	}
 	e = csr_decode(b64, len, &der, &derlen, why, whylen);
@@ -696,11 +682,11 @@ int issue_csr_parse(const char *b64, size_t len, const char *registration_id,
 	}
 	e = ISSUE_ERR_NOT_DER;
 	if (derlen == 0) {
-		say(why, whylen, "CSR is empty");
+		emu_why(why, whylen, "CSR is empty");
 		goto out;
 	}
 	if (derlen >= sizeof(pem_begin) - 1 && memcmp(der, pem_begin, sizeof(pem_begin) - 1) == 0) {
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "CSR is base64 of PEM text: send base64 of the DER request instead");
 		goto out;
 	}
@@ -708,11 +694,11 @@ int issue_csr_parse(const char *b64, size_t len, const char *registration_id,
 	req = d2i_X509_REQ(NULL, &p, (long)derlen);
 	if (!req) {
 		log_openssl_errors("issue", "CSR DER");
-		say(why, whylen, "CSR is not a DER PKCS#10 request");
+		emu_why(why, whylen, "CSR is not a DER PKCS#10 request");
 		goto out;
 	}
 	if (p != der + derlen) {
-		say(why, whylen, "CSR has %zu bytes after the DER request",
+		emu_why(why, whylen, "CSR has %zu bytes after the DER request",
 		    (size_t)(der + derlen - p));
 		goto out;
 	}
@@ -720,7 +706,7 @@ int issue_csr_parse(const char *b64, size_t len, const char *registration_id,
 	pk = X509_REQ_get0_pubkey(req);
 	if (!pk) {
 		log_openssl_errors("issue", "CSR public key");
-		say(why, whylen,
+		emu_why(why, whylen,
 		    "CSR key cannot be read: accepted keys are EC P-256, EC P-384 and"
 		    " RSA >= 2048");
 		goto out;
@@ -731,7 +717,7 @@ int issue_csr_parse(const char *b64, size_t len, const char *registration_id,
 	v = X509_REQ_verify(req, pk);
 	if (v != 1) {
 		log_openssl_errors("issue", "CSR signature");
-		say(why, whylen,
+		emu_why(why, whylen,
 		    v == 0 ? "CSR signature does not verify with its own key"
 		           : "CSR signature cannot be checked (unsupported algorithm or"
 		             " malformed signature)");

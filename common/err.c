@@ -1,5 +1,8 @@
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *emu_strerror(int err)
 {
 	switch (err) {
@@ -20,4 +23,15 @@ const char *emu_strerror(int err)
 	case EMU_ECLOSED: return "connection closed";
 	}
 	return "unknown error";
+}
+
+void emu_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
 }

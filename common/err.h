@@ -27,4 +27,11 @@ enum emu_err {
 /* Returns a static, human-readable description of an emu_err code. */
 const char *emu_strerror(int err);
 
+#include <stddef.h>
+
+/* Writes the reason for a refusal into why (whylen bytes); why may be NULL or
+ * whylen 0, then nothing is written. The one helper every module uses to fill
+ * its "why" out-parameter. */
+void emu_why(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -20,20 +20,6 @@ struct enr_store {
 	struct enr_validate_opts opts;
 };
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static const char *kind_noun(enum enr_kind kind)
 {
 	return kind == ENR_GROUP ? "enrollment group" : "enrollment";
@@ -153,7 +139,7 @@ int enr_store_put(struct enr_store *es, struct store_txn *txn, enum enr_kind kin
 
 	if (out)
 		*out = NULL;
-	set_why(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	id = path_id ? path_id : json_string_value(json_object_get(body, field));
 	if (id && enrollment_id_valid(id, NULL, 0) == EMU_OK) {
 		enrollment_id_key(id, key);
@@ -172,18 +158,18 @@ int enr_store_put(struct enr_store *es, struct store_txn *txn, enum enr_kind kin
 	enrollment_id_key(e->id, key);
 	if (etag_is_absent(if_match)) {
 		if (old) {
-			set_why(why, whylen, "%s '%s' already exists", kind_noun(kind), e->id);
+			emu_why(why, whylen, "%s '%s' already exists", kind_noun(kind), e->id);
 			rc = EMU_EEXIST;
 			goto out;
 		}
 	} else if (!etag_is_any(if_match)) {
 		if (!old) {
-			set_why(why, whylen, "%s '%s' does not exist", kind_noun(kind), e->id);
+			emu_why(why, whylen, "%s '%s' does not exist", kind_noun(kind), e->id);
 			rc = EMU_ENOTFOUND;
 			goto out;
 		}
 		if (!etag_matches(old->etag, if_match)) {
-			set_why(why, whylen, "etag %s does not match the current etag of %s '%s'",
+			emu_why(why, whylen, "etag %s does not match the current etag of %s '%s'",
 			        if_match, kind_noun(kind), e->id);
 			rc = EMU_EPRECOND;
 			goto out;
@@ -364,7 +350,7 @@ static int bulk_item(struct enr_store *es, struct store_txn *txn, enum enr_kind 
 	const char *id, *etag;
 
 	if (!json_is_object(item)) {
-		set_why(why, whylen, "%s[%zu]: must be an object", list, idx);
+		emu_why(why, whylen, "%s[%zu]: must be an object", list, idx);
 		return EMU_EINVAL;
 	}
 	id = json_string_value(json_object_get(item, field));
@@ -376,21 +362,21 @@ static int bulk_item(struct enr_store *es, struct store_txn *txn, enum enr_kind 
 		return enr_store_put(es, txn, kind, NULL, item, "*", 0, NULL, why, whylen);
 	case BULK_UPDATE_IF_MATCH:
 		if (!etag || !*etag) {
-			set_why(why, whylen, "etag: required with mode updateIfMatchETag");
+			emu_why(why, whylen, "etag: required with mode updateIfMatchETag");
 			return EMU_EINVAL;
 		}
 		return enr_store_put(es, txn, kind, NULL, item, etag, 0, NULL, why, whylen);
 	case BULK_DELETE:
 		if (!id) {
-			set_why(why, whylen, "%s: required", field);
+			emu_why(why, whylen, "%s: required", field);
 			return EMU_EINVAL;
 		}
 		{
 			int rc = enr_store_delete(es, txn, kind, id, etag);
 			if (rc == EMU_ENOTFOUND)
-				set_why(why, whylen, "%s '%s' does not exist", kind_noun(kind), id);
+				emu_why(why, whylen, "%s '%s' does not exist", kind_noun(kind), id);
 			else if (rc == EMU_EPRECOND)
-				set_why(why, whylen,
+				emu_why(why, whylen,
 				        "etag %s does not match the current etag of "
 				        "%s '%s'",
 				        etag, kind_noun(kind), id);
@@ -414,14 +400,14 @@ int enr_store_bulk(struct enr_store *es, struct store_txn *txn, enum enr_kind ki
 	int found = 0, rc = EMU_OK;
 
 	*result = NULL;
-	set_why(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	if (!json_is_object(op)) {
-		set_why(why, whylen, "the bulk operation must be a JSON object");
+		emu_why(why, whylen, "the bulk operation must be a JSON object");
 		return EMU_EINVAL;
 	}
 	m = json_string_value(json_object_get(op, "mode"));
 	if (!m) {
-		set_why(why, whylen,
+		emu_why(why, whylen,
 		        "mode: required (create, update, updateIfMatchETag or delete)");
 		return EMU_EINVAL;
 	}
@@ -432,7 +418,7 @@ int enr_store_bulk(struct enr_store *es, struct store_txn *txn, enum enr_kind ki
 		}
 	}
 	if (!found) {
-		set_why(why, whylen,
+		emu_why(why, whylen,
 		        "mode: '%.64s' is not one of create, update, "
 		        "updateIfMatchETag, delete",
 		        m);
@@ -440,11 +426,11 @@ int enr_store_bulk(struct enr_store *es, struct store_txn *txn, enum enr_kind ki
 	}
 	items = json_object_get(op, list);
 	if (!json_is_array(items) || json_array_size(items) == 0) {
-		set_why(why, whylen, "%s: required, an array of 1 to %d items", list, ENR_BULK_MAX);
+		emu_why(why, whylen, "%s: required, an array of 1 to %d items", list, ENR_BULK_MAX);
 		return EMU_EINVAL;
 	}
 	if (json_array_size(items) > ENR_BULK_MAX) {
-		set_why(why, whylen, "%s: %zu items, at most %d are allowed per operation", list,
+		emu_why(why, whylen, "%s: %zu items, at most %d are allowed per operation", list,
 		        json_array_size(items), ENR_BULK_MAX);
 		return EMU_EINVAL;
 	}
@@ -480,7 +466,7 @@ int enr_store_bulk(struct enr_store *es, struct store_txn *txn, enum enr_kind ki
 	*result = res;
 	return EMU_OK;
 fail:
-	set_why(why, whylen, "%s", emu_strerror(rc));
+	emu_why(why, whylen, "%s", emu_strerror(rc));
 	json_decref(res);
 	return rc;
 }

@@ -15,20 +15,6 @@
 
 #define MIN_INLINE_B64 100 /* a DER certificate is longer than this in base64 */
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 /* Reads a whole regular file of at most SEED_MAX_FILE bytes; *out is NUL-terminated.
  * On failure the errno text (or the size problem) is in err. */
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
@@ -115,7 +101,7 @@ static int inline_cert_file(json_t *entry, const char *field, const char *dir, c
 	if (!ref || is_inline_cert(ref))
 		return EMU_OK;
 	if (!*ref) {
-		set_why(why, whylen, "%s: %s: empty", file, field);
+		emu_why(why, whylen, "%s: %s: empty", file, field);
 		return EMU_EINVAL;
 	}
 	if (ref[0] == '/')
@@ -123,12 +109,12 @@ static int inline_cert_file(json_t *entry, const char *field, const char *dir, c
 	else
 		rc = snprintf(path, sizeof(path), "%s/%s", dir, ref);
 	if (rc < 0 || (size_t)rc >= sizeof(path)) {
-		set_why(why, whylen, "%s: %s: path too long", file, field);
+		emu_why(why, whylen, "%s: %s: path too long", file, field);
 		return EMU_EINVAL;
 	}
 	rc = read_file(path, &data, &len, err, sizeof(err));
 	if (rc != EMU_OK) {
-		set_why(why, whylen, "%s: %s: cannot read certificate file %s: %s", file, field,
+		emu_why(why, whylen, "%s: %s: cannot read certificate file %s: %s", file, field,
 		        path, err);
 		return rc == EMU_ENOTFOUND ? EMU_EINVAL : rc;
 	}
@@ -142,7 +128,7 @@ static int inline_cert_file(json_t *entry, const char *field, const char *dir, c
 	free(b64);
 	if (rc != 0) {
 		/* json_string refuses invalid UTF-8: the file is not a certificate */
-		set_why(why, whylen, "%s: %s: %s is not a PEM or DER certificate file", file, field,
+		emu_why(why, whylen, "%s: %s: %s is not a PEM or DER certificate file", file, field,
 		        path);
 		return EMU_EINVAL;
 	}
@@ -226,30 +212,30 @@ static int load_file(const char *dir, const char *name, struct enr_store *es, st
 
 	rc = snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (rc < 0 || (size_t)rc >= sizeof(path)) {
-		set_why(why, whylen, "%s: path too long", name);
+		emu_why(why, whylen, "%s: path too long", name);
 		return EMU_EINVAL;
 	}
 	rc = read_file(path, &text, &len, err, sizeof(err));
 	if (rc != EMU_OK) {
-		set_why(why, whylen, "%s: %s", name, err);
+		emu_why(why, whylen, "%s: %s", name, err);
 		return rc == EMU_ENOTFOUND ? EMU_EIO : rc;
 	}
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	free(text);
 	if (!doc) {
-		set_why(why, whylen, "%s: line %d column %d: %s", name, jerr.line, jerr.column,
+		emu_why(why, whylen, "%s: line %d column %d: %s", name, jerr.line, jerr.column,
 		        jerr.text);
 		return EMU_EINVAL;
 	}
 	rc = EMU_EINVAL;
 	if (!json_is_object(doc)) {
-		set_why(why, whylen, "%s: must hold one enrollment (a JSON object)", name);
+		emu_why(why, whylen, "%s: must hold one enrollment (a JSON object)", name);
 		goto out;
 	}
 	ind = json_is_string(json_object_get(doc, "registrationId"));
 	grp = json_is_string(json_object_get(doc, "enrollmentGroupId"));
 	if (ind == grp) {
-		set_why(why, whylen,
+		emu_why(why, whylen,
 		        "%s: needs either registrationId (individual enrollment) or "
 		        "enrollmentGroupId (enrollment group)",
 		        name);
@@ -265,12 +251,12 @@ static int load_file(const char *dir, const char *name, struct enr_store *es, st
 	rc = enr_store_put(es, txn, kind, NULL, doc, "*", ENR_PUT_KEEP_UNCHANGED, &e, reason,
 	                   sizeof(reason));
 	if (rc != EMU_OK) {
-		set_why(why, whylen, "%s: %s", name, reason[0] ? reason : emu_strerror(rc));
+		emu_why(why, whylen, "%s: %s", name, reason[0] ? reason : emu_strerror(rc));
 		goto out;
 	}
 	other = seen_find(seen, kind, e->id);
 	if (other) {
-		set_why(why, whylen, "%s: %s '%s' is also defined in %s", name,
+		emu_why(why, whylen, "%s: %s '%s' is also defined in %s", name,
 		        enrollment_id_field(kind), e->id, other);
 		rc = EMU_EINVAL;
 		goto out;
@@ -302,12 +288,12 @@ int seed_load_dir(const char *dir, struct store *st, struct enr_store *es,
 	struct seen seen = {0};
 	int n, rc;
 
-	set_why(why, whylen, "%s", "");
+	emu_why(why, whylen, "%s", "");
 	if (counts)
 		memset(counts, 0, sizeof(*counts));
 	n = scandir(dir, &names, seed_filter, seed_cmp);
 	if (n < 0) {
-		set_why(why, whylen, "%s: %s", dir, strerror(errno));
+		emu_why(why, whylen, "%s: %s", dir, strerror(errno));
 		return errno == ENOENT ? EMU_ENOTFOUND : EMU_EIO;
 	}
 	seen.keys = calloc((size_t)n + 1, sizeof(*seen.keys));
@@ -318,7 +304,7 @@ int seed_load_dir(const char *dir, struct store *st, struct enr_store *es,
 	}
 	rc = store_txn_begin(st, 1, &txn);
 	if (rc != EMU_OK) {
-		set_why(why, whylen, "%s: %s", dir, emu_strerror(rc));
+		emu_why(why, whylen, "%s: %s", dir, emu_strerror(rc));
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
@@ -329,7 +315,7 @@ int seed_load_dir(const char *dir, struct store *st, struct enr_store *es,
 	rc = store_txn_commit(txn);
 	txn = NULL;
 	if (rc != EMU_OK) {
-		set_why(why, whylen, "%s: %s", dir, emu_strerror(rc));
+		emu_why(why, whylen, "%s: %s", dir, emu_strerror(rc));
 		goto out;
 	}
 	log_debug("enrollments", "seeded %zu enrollments and %zu groups from %s (%zu written)",

@@ -45,20 +45,6 @@ static const struct {
 };
 #define NSYSTEM (sizeof(system_keys) / sizeof(system_keys[0]))
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* The system name for a decoded wire key, or NULL for an application key. */
 static const char *system_name_for_key(const char *key)
 {
@@ -182,12 +168,12 @@ static int decode_err(int rc, const char *what, const char *raw, size_t rawlen, 
 	int n = (int)(rawlen > QUOTE_MAX ? QUOTE_MAX : rawlen);
 
 	if (rc == DEC_BAD_ESCAPE)
-		set_err(err, errlen, "malformed property bag: bad %%-escape in %s '%.*s'", what, n,
+		emu_why(err, errlen, "malformed property bag: bad %%-escape in %s '%.*s'", what, n,
 		        raw);
 	else if (rc == DEC_NUL)
-		set_err(err, errlen, "malformed property bag: NUL byte in %s '%.*s'", what, n, raw);
+		emu_why(err, errlen, "malformed property bag: NUL byte in %s '%.*s'", what, n, raw);
 	else
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 	return rc == EMU_ENOMEM ? EMU_ENOMEM : EMU_EINVAL;
 }
 
@@ -200,7 +186,7 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 	int rc;
 
 	if (kv->key_len == 0) {
-		set_err(err, errlen, "malformed property bag: empty key");
+		emu_why(err, errlen, "malformed property bag: empty key");
 		rc = EMU_EINVAL;
 		goto out;
 	}
@@ -210,13 +196,13 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 		goto out;
 	}
 	if (klen > PROPBAG_KEY_MAX) {
-		set_err(err, errlen, "property bag key '%.*s...' is longer than %d bytes",
+		emu_why(err, errlen, "property bag key '%.*s...' is longer than %d bytes",
 		        QUOTE_MAX, key, PROPBAG_KEY_MAX);
 		rc = EMU_ETOOBIG;
 		goto out;
 	}
 	if (!utf8_valid(key, klen)) {
-		set_err(err, errlen, "malformed property bag: key '%.*s' is not UTF-8",
+		emu_why(err, errlen, "malformed property bag: key '%.*s' is not UTF-8",
 		        (int)(kv->key_len > QUOTE_MAX ? QUOTE_MAX : kv->key_len), kv->key);
 		rc = EMU_EINVAL;
 		goto out;
@@ -228,7 +214,7 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 			goto out;
 		}
 		if (!utf8_valid(value, vlen)) {
-			set_err(err, errlen,
+			emu_why(err, errlen,
 			        "malformed property bag: the value of '%.*s' is not "
 			        "UTF-8",
 			        QUOTE_MAX, key);
@@ -251,9 +237,9 @@ static int parse_pair(struct propbag *pb, const struct query_pair *kv, char *err
 	rc = push(pb, sys != NULL, name, value);
 	name = value = NULL;
 	if (rc == EMU_ETOOBIG)
-		set_err(err, errlen, "property bag has more than %d properties", PROPBAG_MAX_PROPS);
+		emu_why(err, errlen, "property bag has more than %d properties", PROPBAG_MAX_PROPS);
 	else if (rc)
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 out:
 	free(key);
 	free(value);
@@ -269,12 +255,12 @@ int propbag_parse(const char *bag, size_t len, struct propbag **out, char *err, 
 
 	*out = NULL;
 	if (len > PROPBAG_MAX_BYTES) {
-		set_err(err, errlen, "property bag is longer than %d bytes", PROPBAG_MAX_BYTES);
+		emu_why(err, errlen, "property bag is longer than %d bytes", PROPBAG_MAX_BYTES);
 		return EMU_ETOOBIG;
 	}
 	rc = propbag_new(&pb);
 	if (rc) {
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 		goto out;
 	}
 	while (query_next(&cur, end, &kv) == EMU_OK) {
@@ -456,7 +442,7 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 	if (!obj)
 		return EMU_OK;
 	if (!json_is_object(obj)) {
-		set_err(err, errlen, "%s must be a JSON object", what);
+		emu_why(err, errlen, "%s must be a JSON object", what);
 		return EMU_EINVAL;
 	}
 	json_object_foreach((json_t *)obj, key, v)
@@ -468,7 +454,7 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 		if (json_is_string(v)) {
 			value = json_string_value(v);
 			if (strlen(value) != json_string_length(v)) {
-				set_err(err, errlen, "%s.%.*s has a NUL character", what, QUOTE_MAX,
+				emu_why(err, errlen, "%s.%.*s has a NUL character", what, QUOTE_MAX,
 				        key);
 				return EMU_EINVAL;
 			}
@@ -481,7 +467,7 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 		} else if (json_is_boolean(v)) {
 			value = json_is_true(v) ? "true" : "false";
 		} else {
-			set_err(err, errlen,
+			emu_why(err, errlen,
 			        "%s.%.*s must be a string, an integer, a boolean or "
 			        "null",
 			        what, QUOTE_MAX, key);
@@ -489,16 +475,16 @@ static int add_json_members(struct propbag *pb, bool system, const json_t *obj, 
 		}
 		rc = propbag_add(pb, system, key, value);
 		if (rc == EMU_EINVAL)
-			set_err(err, errlen,
+			emu_why(err, errlen,
 			        system ? "unknown system property '%.*s'"
 			               : "application property name '%.*s' is reserved or "
 			                 "empty",
 			        QUOTE_MAX, key);
 		else if (rc == EMU_ETOOBIG)
-			set_err(err, errlen, "%s.%.*s: too many properties or too long", what,
+			emu_why(err, errlen, "%s.%.*s: too many properties or too long", what,
 			        QUOTE_MAX, key);
 		else if (rc)
-			set_err(err, errlen, "out of memory");
+			emu_why(err, errlen, "out of memory");
 		if (rc)
 			return rc;
 	}
@@ -514,7 +500,7 @@ int propbag_from_json(const json_t *properties, const json_t *system_properties,
 	*out = NULL;
 	rc = propbag_new(&pb);
 	if (rc) {
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 		goto out;
 	}
 	rc = add_json_members(pb, false, properties, err, errlen);

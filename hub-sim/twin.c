@@ -28,20 +28,6 @@ static const struct section SEC_REPORTED = {"reported", TWIN_REPORTED_MAX, true,
 static const struct section SEC_DESIRED = {"desired", TWIN_DESIRED_MAX, true, true};
 static const struct section SEC_TAGS = {"tags", TWIN_TAGS_MAX, false, false};
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- stored shape ---- */
 
 static bool has_int(const json_t *t, const char *k)
@@ -127,7 +113,7 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 
 	if (json_is_object(v) || json_is_array(v)) {
 		if (depth > TWIN_DEPTH_MAX) {
-			set_err(err, errlen, "%s properties are nested deeper than %d levels", sec,
+			emu_why(err, errlen, "%s properties are nested deeper than %d levels", sec,
 			        TWIN_DEPTH_MAX);
 			return EMU_EINVAL;
 		}
@@ -137,7 +123,7 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 		{
 			why = key_problem(key);
 			if (why) {
-				set_err(err, errlen, "%s property name '%.*s' %s", sec, QUOTE_MAX,
+				emu_why(err, errlen, "%s property name '%.*s' %s", sec, QUOTE_MAX,
 				        key, why);
 				return EMU_EINVAL;
 			}
@@ -154,7 +140,7 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 		}
 	} else if (json_is_string(v)) {
 		if (json_string_length(v) > TWIN_STRING_MAX) {
-			set_err(err, errlen, "a %s string value is longer than %d bytes", sec,
+			emu_why(err, errlen, "a %s string value is longer than %d bytes", sec,
 			        TWIN_STRING_MAX);
 			return EMU_EINVAL;
 		}
@@ -162,7 +148,7 @@ static int validate(const json_t *v, int depth, const char *sec, char *err, size
 		json_int_t x = json_integer_value(v);
 
 		if (x > TWIN_INT_MAX || x < -TWIN_INT_MAX) {
-			set_err(err, errlen, "a %s integer is outside +-%lld", sec, TWIN_INT_MAX);
+			emu_why(err, errlen, "a %s integer is outside +-%lld", sec, TWIN_INT_MAX);
 			return EMU_EINVAL;
 		}
 	}
@@ -192,13 +178,13 @@ static int prepare_patch(const json_t *patch, const struct section *sec, json_t 
 
 	*out = NULL;
 	if (!json_is_object(patch)) {
-		set_err(err, errlen, "%s%s is not a JSON object", sec->name,
+		emu_why(err, errlen, "%s%s is not a JSON object", sec->name,
 		        sec == &SEC_TAGS ? "" : " properties patch");
 		return EMU_EINVAL;
 	}
 	p = strip_readonly(patch);
 	if (!p) {
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 		return EMU_ENOMEM;
 	}
 	rc = validate(p, 0, sec->name, err, errlen);
@@ -215,11 +201,11 @@ static int check_size(const json_t *obj, const struct section *sec, char *err, s
 	size_t n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
 
 	if (n == 0) {
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 		return EMU_ENOMEM;
 	}
 	if (n > sec->max_bytes) {
-		set_err(err, errlen,
+		emu_why(err, errlen,
 		        "%s properties would take %zu bytes, more than the %zu allowed", sec->name,
 		        n, sec->max_bytes);
 		return EMU_ETOOBIG;
@@ -360,14 +346,14 @@ int twin_new(const json_t *initial, const char *now, json_t **out, char *err, si
 
 	*out = NULL;
 	if (initial && !json_is_object(initial)) {
-		set_err(err, errlen, "initial twin is not a JSON object");
+		emu_why(err, errlen, "initial twin is not a JSON object");
 		return EMU_EINVAL;
 	}
 	if (initial) {
 		tags = present(json_object_get(initial, "tags"));
 		props = present(json_object_get(initial, "properties"));
 		if (props && !json_is_object(props)) {
-			set_err(err, errlen, "initial twin properties is not a JSON object");
+			emu_why(err, errlen, "initial twin properties is not a JSON object");
 			return EMU_EINVAL;
 		}
 		desired = props ? present(json_object_get(props, "desired")) : NULL;
@@ -388,7 +374,7 @@ int twin_new(const json_t *initial, const char *now, json_t **out, char *err, si
 	              json_object(), "reportedVersion", 1, "reportedMetadata", never_meta());
 	if (!t) {
 		rc = EMU_ENOMEM;
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 		goto out;
 	}
 	if (ptags) {
@@ -411,7 +397,7 @@ int twin_new(const json_t *initial, const char *now, json_t **out, char *err, si
 	rc = EMU_OK;
 out:
 	if (rc == EMU_ENOMEM)
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 	json_decref(t);
 	json_decref(ptags);
 	json_decref(pdesired);
@@ -554,7 +540,7 @@ int twin_patch_reported(json_t *twin, const json_t *patch, const char *now, json
 	int rc;
 
 	if (twin_check(twin) != EMU_OK) {
-		set_err(err, errlen, "stored twin is malformed");
+		emu_why(err, errlen, "stored twin is malformed");
 		return EMU_EINVAL;
 	}
 	rc = prepare_patch(patch, &SEC_REPORTED, &p, err, errlen);
@@ -588,7 +574,7 @@ int twin_patch_reported(json_t *twin, const json_t *patch, const char *now, json
 		*new_version = ver;
 out:
 	if (rc == EMU_ENOMEM)
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 	json_decref(p);
 	json_decref(work);
 	return rc;
@@ -602,13 +588,13 @@ static int body_parts(const json_t *body, const json_t **tags, const json_t **de
 
 	*tags = *desired = NULL;
 	if (!json_is_object(body)) {
-		set_err(err, errlen, "twin update is not a JSON object");
+		emu_why(err, errlen, "twin update is not a JSON object");
 		return EMU_EINVAL;
 	}
 	*tags = present(json_object_get(body, "tags"));
 	props = present(json_object_get(body, "properties"));
 	if (props && !json_is_object(props)) {
-		set_err(err, errlen, "properties is not a JSON object");
+		emu_why(err, errlen, "properties is not a JSON object");
 		return EMU_EINVAL;
 	}
 	if (props)
@@ -659,7 +645,7 @@ int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode 
 	if (notify)
 		*notify = NULL;
 	if (twin_check(twin) != EMU_OK) {
-		set_err(err, errlen, "stored twin is malformed");
+		emu_why(err, errlen, "stored twin is malformed");
 		return EMU_EINVAL;
 	}
 	rc = body_parts(body, &tags, &desired, err, errlen);
@@ -740,7 +726,7 @@ int twin_service_update(json_t *twin, const json_t *body, enum twin_update_mode 
 	}
 out:
 	if (rc == EMU_ENOMEM)
-		set_err(err, errlen, "out of memory");
+		emu_why(err, errlen, "out of memory");
 	json_decref(ptags);
 	json_decref(pdesired);
 	json_decref(work);
