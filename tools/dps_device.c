@@ -6,20 +6,36 @@
  * answer. The final response body goes to stdout as one line of JSON, a human line to
  * stderr.
  *
- * Exit status: 0 assigned, 2 terminal status failed/disabled (or another non-assigned
- * terminal status), 3 the server answered with an error status or refused the
- * connection (CONNACK != 0), 1 anything else (usage, timeout, TLS, lost connection). */
+ * First boot (--csr-key-type): the device generates a fresh key, sends a CSR for it with
+ * the registration (authenticating with its bootstrap certificate), and saves the key and
+ * the certificate chain DPS issued in --out-dir. --hub-check then connects to the
+ * assigned hub with the issued certificate (or, without a CSR, with --cert) and sends one
+ * telemetry message, proving the credentials work.
+ *
+ * Exit status: 0 assigned (and, with --hub-check, the message was acknowledged), 2
+ * terminal status failed/disabled (or another non-assigned terminal status), 3 the server
+ * answered with an error status or refused the connection (CONNACK != 0), 4 the hub
+ * refused the device (--hub-check), 1 anything else (usage, timeout, TLS, lost connection,
+ * an unusable issued certificate). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <mosquitto.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +45,11 @@
 #define REGISTER_TOPIC        "$dps/registrations/PUT/iotdps-register/?$rid="
 #define POLL_TOPIC            "$dps/registrations/GET/iotdps-get-operationstatus/?$rid="
 #define DEFAULT_API_VERSION   "2019-03-31"
+#define CSR_API_VERSION       "2025-07-01-preview" /* the first that takes "csr" */
+#define HUB_API_VERSION       "2021-04-12"
+#define DEFAULT_MESSAGE       "{\"firstBoot\":true}"
+#define CHAIN_MAX             8     /* certificates accepted in issuedCertificateChain */
+#define CERT_B64_MAX          16384 /* characters of one base64 certificate */
 #define DEFAULT_TIMEOUT_S     30
 #define DEFAULT_RETRY_AFTER_S 1
 #define MAX_RETRY_AFTER_S     300
@@ -43,9 +64,13 @@ enum exit_code {
 	EXIT_ERROR = 1,
 	EXIT_NOT_ASSIGNED = 2,
 	EXIT_SERVER_ERROR = 3,
+	EXIT_HUB_REFUSED = 4,
 };
 
 enum body_mode { BODY_JSON, BODY_EMPTY };
+
+/* The key a first-boot device generates for its CSR. */
+enum csr_key { CSR_NONE, CSR_P256, CSR_P384, CSR_RSA2048 };
 
 struct options {
 	const char *host;
@@ -61,6 +86,10 @@ struct options {
 	int timeout_s;
 	int qos;
 	int verbose;
+	enum csr_key csr_key; /* CSR_NONE: no certificate is requested */
+	const char *out_dir;  /* where the issued credentials go */
+	int hub_check;
+	const char *message; /* telemetry body for --hub-check */
 };
 
 /* Where the registration stands; one request is outstanding at a time. */
@@ -82,6 +111,8 @@ struct session {
 	char rid[RID_MAX];  /* $rid of the outstanding request */
 	char *operation_id; /* from the last 202, used by polls */
 	int64_t next_request_ms;
+	const char *csr_b64; /* the register body's "csr", or NULL */
+	json_t *result;      /* the final answer when assigned */
 };
 
 static int64_t now_ms(void)
@@ -104,13 +135,13 @@ static void say(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static void debug(const struct session *s, const char *fmt, ...)
+static void debug(const struct options *opt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void debug(const struct session *s, const char *fmt, ...)
+static void debug(const struct options *opt, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!s->opt->verbose)
+	if (!opt->verbose)
 		return;
 	fputs(PROG ": debug: ", stderr);
 	va_start(ap, fmt);
@@ -147,12 +178,26 @@ static void usage(FILE *out)
 	        "         --scope SCOPE --registration-id ID [--api-version V]\n"
 	        "         [--payload JSON] [--body-mode json|empty] [--timeout SECONDS]\n"
 	        "         [--qos 0|1] [--verbose]\n"
+	        "         [--csr-key-type p256|p384|rsa2048 | --csr] [--out-dir DIR]\n"
+	        "         [--hub-check [--message TEXT]]\n"
 	        "\n"
 	        "Registers a device with DPS over MQTT/TLS and prints the final response.\n"
 	        "--cert is the client certificate chain (leaf first); without --cert/--key\n"
 	        "no client certificate is sent.\n"
-	        "exit: 0 assigned, 2 failed/disabled, 3 error response or connection refused,\n"
-	        "      1 other errors (timeout, TLS, usage)\n");
+	        "\n"
+	        "First boot: --csr-key-type generates a new key (--csr: p384), sends a CSR with\n"
+	        "CN = the registration ID (api-version " CSR_API_VERSION " unless --api-version\n"
+	        "says otherwise) and, once assigned, writes DIR/device.key (mode 0600),\n"
+	        "DIR/device.pem (the issued certificate) and DIR/device-chain.pem (certificate,\n"
+	        "issuing CA, root). --out-dir is required with a CSR.\n"
+	        "--hub-check: after the assignment, connects to the assigned hub (at --host\n"
+	        "--port) as the device, with the issued certificate (or --cert without a CSR),\n"
+	        "and sends one telemetry message at QoS 1 (--message, default " DEFAULT_MESSAGE
+	        ").\n"
+	        "\n"
+	        "exit: 0 assigned (and the hub acknowledged the message), 2 failed/disabled,\n"
+	        "      3 error response or connection refused, 4 the hub refused the device,\n"
+	        "      1 other errors (timeout, TLS, usage, unusable issued certificate)\n");
 }
 
 /* Parses a decimal int in [min, max]. Returns 0, or -1 when text is not one. */
@@ -179,6 +224,64 @@ static int check_readable(const char *option, const char *path)
 	return 0;
 }
 
+static int parse_csr_key(const char *text, enum csr_key *out)
+{
+	if (strcmp(text, "p256") == 0)
+		*out = CSR_P256;
+	else if (strcmp(text, "p384") == 0)
+		*out = CSR_P384;
+	else if (strcmp(text, "rsa2048") == 0)
+		*out = CSR_RSA2048;
+	else
+		return -1;
+	return 0;
+}
+
+/* mkdir -p: creates dir and its missing parents (mode 0700). Returns 0 or -1 with errno. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+	size_t i;
+
+	if (len == 0 || len >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+		if (i < len)
+			path[i] = '/';
+	}
+	return 0;
+}
+
+/* Creates dir unless it exists and checks it can be written: checked before registering,
+ * since a certificate whose key cannot be kept is lost. */
+static int prepare_out_dir(const char *dir)
+{
+	struct stat st;
+
+	if (make_dirs(dir) != 0) {
+		say("--out-dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		say("--out-dir %s: not a directory", dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) != 0) {
+		say("--out-dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct options *opt)
 {
 	static const struct option longopts[] = {
@@ -195,9 +298,15 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	    {"timeout", required_argument, NULL, 't'},
 	    {"qos", required_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"csr-key-type", required_argument, NULL, 'K'},
+	    {"csr", no_argument, NULL, 'C'},
+	    {"out-dir", required_argument, NULL, 'o'},
+	    {"hub-check", no_argument, NULL, 'u'},
+	    {"message", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
+	int api_version_set = 0;
 	int c;
 
 	memset(opt, 0, sizeof(*opt));
@@ -229,12 +338,33 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			break;
 		case 'V':
 			opt->api_version = optarg;
+			api_version_set = 1;
 			break;
 		case 'P':
 			opt->payload = optarg;
 			break;
 		case 'v':
 			opt->verbose = 1;
+			break;
+		case 'K':
+			if (parse_csr_key(optarg, &opt->csr_key) != 0) {
+				say("--csr-key-type: expected p256, p384 or rsa2048, got '%s'",
+				    optarg);
+				return -1;
+			}
+			break;
+		case 'C':
+			/* P-384: the one key type every DPS accepts in a CSR. */
+			opt->csr_key = CSR_P384;
+			break;
+		case 'o':
+			opt->out_dir = optarg;
+			break;
+		case 'u':
+			opt->hub_check = 1;
+			break;
+		case 'm':
+			opt->message = optarg;
 			break;
 		case 'p':
 			if (parse_int(optarg, 1, 65535, &opt->port) != 0) {
@@ -289,18 +419,45 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		say("--payload needs --body-mode json");
 		return -1;
 	}
+	if (opt->csr_key != CSR_NONE) {
+		if (opt->body_mode == BODY_EMPTY) {
+			say("a CSR travels in the register body: it needs --body-mode json");
+			return -1;
+		}
+		if (!opt->out_dir) {
+			say("--csr-key-type needs --out-dir for the key and the issued "
+			    "certificate");
+			return -1;
+		}
+		if (!api_version_set)
+			opt->api_version = CSR_API_VERSION;
+	} else if (opt->out_dir) {
+		say("--out-dir is only used with --csr-key-type");
+		return -1;
+	}
+	if (opt->hub_check && opt->csr_key == CSR_NONE && !opt->cert) {
+		say("--hub-check needs a certificate: --csr-key-type, or --cert and --key");
+		return -1;
+	}
+	if (opt->message && !opt->hub_check) {
+		say("--message needs --hub-check");
+		return -1;
+	}
+	if (!opt->message)
+		opt->message = DEFAULT_MESSAGE;
 	/* libmosquitto only says "invalid arguments" for a file it cannot read. */
 	if (check_readable("--ca", opt->ca) != 0 || check_readable("--cert", opt->cert) != 0 ||
 	    check_readable("--key", opt->key) != 0)
 		return -1;
-	return 0;
+	return opt->out_dir ? prepare_out_dir(opt->out_dir) : 0;
 }
 
 /* ---- requests ---- */
 
-/* The register body: {"registrationId":ID[,"payload":...]}, or NULL for an empty body.
- * Returns 0 and a new string in *out (caller frees), or -1. */
-static int build_register_body(const struct options *opt, char **out)
+/* The register body: {"registrationId":ID[,"payload":...][,"csr":...]}, or NULL for an
+ * empty body. csr_b64 may be NULL. Returns 0 and a new string in *out (caller frees),
+ * or -1. */
+static int build_register_body(const struct options *opt, const char *csr_b64, char **out)
 {
 	json_t *body = NULL;
 	json_t *payload = NULL;
@@ -323,6 +480,8 @@ static int build_register_body(const struct options *opt, char **out)
 		if (json_object_set_new(body, "payload", payload) != 0)
 			goto cleanup;
 	}
+	if (csr_b64 && json_object_set_new(body, "csr", json_string(csr_b64)) != 0)
+		goto cleanup;
 	*out = json_dumps(body, JSON_COMPACT);
 	if (*out)
 		ret = 0;
@@ -351,7 +510,7 @@ static int publish_request(struct mosquitto *mosq, struct session *s, const char
 		say("request body too large");
 		return -1;
 	}
-	debug(s, "PUBLISH %s (%zu bytes, qos %d)", topic, len, s->opt->qos);
+	debug(s->opt, "PUBLISH %s (%zu bytes, qos %d)", topic, len, s->opt->qos);
 	rc = mosquitto_publish(mosq, NULL, topic, (int)len, body, s->opt->qos, false);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		say("publish failed: %s", mosquitto_strerror(rc));
@@ -365,7 +524,7 @@ static void send_register(struct mosquitto *mosq, struct session *s)
 {
 	char *body = NULL;
 
-	if (build_register_body(s->opt, &body) != 0 ||
+	if (build_register_body(s->opt, s->csr_b64, &body) != 0 ||
 	    publish_request(mosq, s, REGISTER_TOPIC, NULL, body) != 0)
 		finish(s, EXIT_ERROR);
 	free(body);
@@ -485,7 +644,7 @@ static void on_error_response(struct session *s, int status, const json_t *body)
 
 /* Handles a terminal (or pending) operation status. */
 static void on_status_response(struct mosquitto *mosq, struct session *s, int status,
-                               int retry_after_s, const json_t *body)
+                               int retry_after_s, json_t *body)
 {
 	const char *op_status = json_str(body, "status");
 	const char *op_id = json_string_value(json_object_get(body, "operationId"));
@@ -504,7 +663,7 @@ static void on_status_response(struct mosquitto *mosq, struct session *s, int st
 		}
 		if (retry_after_s < 0)
 			retry_after_s = DEFAULT_RETRY_AFTER_S;
-		debug(s, "status '%s', polling in %d s", op_status, retry_after_s);
+		debug(s->opt, "status '%s', polling in %d s", op_status, retry_after_s);
 		s->phase = PHASE_BACKOFF;
 		s->next_request_ms = now_ms() + (int64_t)retry_after_s * 1000;
 		if (retry_after_s == 0)
@@ -514,6 +673,7 @@ static void on_status_response(struct mosquitto *mosq, struct session *s, int st
 	if (strcmp(op_status, "assigned") == 0) {
 		say("%s assigned to %s as device %s", s->opt->registration_id,
 		    json_str(state, "assignedHub"), json_str(state, "deviceId"));
+		s->result = json_incref(body);
 		finish(s, EXIT_ASSIGNED);
 		return;
 	}
@@ -531,15 +691,15 @@ static void on_message(struct mosquitto *mosq, void *userdata, const struct mosq
 	const char *raw = m->payload ? m->payload : "";
 	size_t len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
 
-	debug(s, "message on %s (%zu bytes)", m->topic, len);
+	debug(s->opt, "message on %s (%zu bytes)", m->topic, len);
 	if (s->phase != PHASE_WAITING)
 		return;
 	if (parse_response_topic(m->topic, &rt) != 0) {
-		debug(s, "ignoring message on %s", m->topic);
+		debug(s->opt, "ignoring message on %s", m->topic);
 		return;
 	}
 	if (!rt.has_rid || strcmp(rt.rid, s->rid) != 0) {
-		debug(s, "ignoring response for $rid '%s' (waiting for '%s')", rt.rid, s->rid);
+		debug(s->opt, "ignoring response for $rid '%s' (waiting for '%s')", rt.rid, s->rid);
 		return;
 	}
 	body = json_loadb(raw, len, JSON_DECODE_ANY, &jerr);
@@ -575,7 +735,7 @@ static void on_connect(struct mosquitto *mosq, void *userdata, int rc)
 		return;
 	}
 	s->connected = 1;
-	debug(s, "connected, subscribing to " RES_FILTER);
+	debug(s->opt, "connected, subscribing to " RES_FILTER);
 	err = mosquitto_subscribe(mosq, &s->sub_mid, RES_FILTER, qos);
 	if (err != MOSQ_ERR_SUCCESS) {
 		say("subscribe failed: %s", mosquitto_strerror(err));
@@ -597,20 +757,25 @@ static void on_subscribe(struct mosquitto *mosq, void *userdata, int mid, int co
 		finish(s, EXIT_SERVER_ERROR);
 		return;
 	}
-	debug(s, "subscribed (granted qos %d)", granted[0]);
+	debug(s->opt, "subscribed (granted qos %d)", granted[0]);
 	send_register(mosq, s);
 }
 
 /* libmosquitto reports TLS failures (e.g. "certificate verify failed") only through its
  * log, so errors are always shown; the rest only with --verbose. */
+static void log_mosquitto(const struct options *opt, int level, const char *str)
+{
+	if (level & MOSQ_LOG_ERR)
+		say("mosquitto: %s", str);
+	else
+		debug(opt, "mosquitto: %s", str);
+}
+
 static void on_log(struct mosquitto *mosq, void *userdata, int level, const char *str)
 {
 	const struct session *s = userdata;
 
-	if (level & MOSQ_LOG_ERR)
-		say("mosquitto: %s", str);
-	else
-		debug(s, "mosquitto: %s", str);
+	log_mosquitto(s->opt, level, str);
 }
 
 /* Creates the client: client id = registration id, clean session, MQTT 3.1.1, TLS with
@@ -716,11 +881,538 @@ static void disconnect_politely(struct mosquitto *mosq)
 	}
 }
 
+/* ---- first boot: key, CSR, issued credentials ---- */
+
+static const char *csr_key_name(enum csr_key k)
+{
+	switch (k) {
+	case CSR_P256:
+		return "EC P-256";
+	case CSR_P384:
+		return "EC P-384";
+	case CSR_RSA2048:
+		return "RSA 2048";
+	case CSR_NONE:
+		break;
+	}
+	return "none";
+}
+
+/* A fresh key of the requested type, or NULL after saying why. */
+static EVP_PKEY *generate_key(enum csr_key type)
+{
+	EVP_PKEY *key = NULL;
+
+	switch (type) {
+	case CSR_P256:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		break;
+	case CSR_P384:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+		break;
+	case CSR_RSA2048:
+		key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+		break;
+	case CSR_NONE:
+		break;
+	}
+	if (!key) {
+		say("cannot generate a %s key", csr_key_name(type));
+		say_openssl_errors();
+	}
+	return key;
+}
+
+/* Base64 of der without line breaks (the form DPS takes and gives), or NULL. */
+static char *b64_of(const unsigned char *der, int len)
+{
+	char *out = NULL;
+
+	if (len <= 0 || len > INT_MAX / 4 - 4)
+		return NULL;
+	out = malloc((size_t)(len + 2) / 3 * 4 + 1);
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, der, len);
+	return out;
+}
+
+/* The "csr" of the register body: base64 of a DER PKCS#10 request for key with subject
+ * CN = cn, signed with SHA-384 for P-384 (the digest that matches the curve) and SHA-256
+ * otherwise. Returns a new string (caller frees) or NULL after saying why. */
+static char *build_csr_b64(EVP_PKEY *key, enum csr_key type, const char *cn)
+{
+	X509_REQ *req = NULL;
+	X509_NAME *name = NULL;
+	unsigned char *der = NULL;
+	char *b64 = NULL;
+	int len;
+
+	req = X509_REQ_new();
+	name = X509_NAME_new();
+	if (!req || !name || !X509_REQ_set_version(req, X509_REQ_VERSION_1))
+		goto cleanup;
+	/* OpenSSL refuses a CN over 64 characters here, as DPS would. */
+	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+	                                -1, 0)) {
+		say("'%s' cannot be a certificate subject CN (at most 64 characters)", cn);
+		goto cleanup;
+	}
+	if (!X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
+	    !X509_REQ_sign(req, key, type == CSR_P384 ? EVP_sha384() : EVP_sha256()))
+		goto cleanup;
+	len = i2d_X509_REQ(req, &der);
+	b64 = b64_of(der, len);
+cleanup:
+	if (!b64) {
+		say("cannot build the CSR");
+		say_openssl_errors();
+	}
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	return b64;
+}
+
+/* One certificate from base64 DER (no line breaks, padded), or NULL. */
+static X509 *cert_from_b64(const char *b64)
+{
+	size_t len = strlen(b64);
+	size_t pad = 0;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	X509 *x = NULL;
+	int n;
+
+	if (len == 0 || len > CERT_B64_MAX || len % 4 != 0)
+		return NULL;
+	while (pad < 2 && b64[len - 1 - pad] == '=')
+		pad++;
+	der = malloc(len / 4 * 3);
+	if (!der)
+		return NULL;
+	/* EVP_DecodeBlock counts the padding as zero bytes: take them off. */
+	n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)len);
+	if (n < 0 || (size_t)n < pad)
+		goto cleanup;
+	n -= (int)pad;
+	p = der;
+	x = d2i_X509(NULL, &p, n);
+	if (x && p != der + n) {
+		X509_free(x);
+		x = NULL;
+	}
+cleanup:
+	free(der);
+	return x;
+}
+
+/* The registration state's issuedCertificateChain, decoded. Returns a new stack (caller
+ * frees with sk_X509_pop_free) or NULL after saying why. */
+static STACK_OF(X509) *decode_issued_chain(const json_t *state)
+{
+	const json_t *arr = json_object_get(state, "issuedCertificateChain");
+	STACK_OF(X509) *chain = NULL;
+	size_t i;
+
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		say("the assigned answer has no issuedCertificateChain: no certificate was issued");
+		return NULL;
+	}
+	if (json_array_size(arr) > CHAIN_MAX) {
+		say("issuedCertificateChain has %zu certificates (at most %d expected)",
+		    json_array_size(arr), CHAIN_MAX);
+		return NULL;
+	}
+	chain = sk_X509_new_null();
+	if (!chain)
+		return NULL;
+	for (i = 0; i < json_array_size(arr); i++) {
+		const char *b64 = json_string_value(json_array_get(arr, i));
+		X509 *x = b64 ? cert_from_b64(b64) : NULL;
+
+		if (!x || !sk_X509_push(chain, x)) {
+			say("issuedCertificateChain[%zu] is not a base64 DER certificate", i);
+			X509_free(x);
+			sk_X509_pop_free(chain, X509_free);
+			return NULL;
+		}
+	}
+	return chain;
+}
+
+static int is_self_signed(X509 *x)
+{
+	return (X509_get_extension_flags(x) & EXFLAG_SS) != 0;
+}
+
+/* What a device checks before it relies on what it was given: the leaf is for its own
+ * key, and each certificate is signed by the next one, the last by itself. Returns 0, or
+ * -1 after saying why. */
+static int check_issued_chain(STACK_OF(X509) *chain, EVP_PKEY *key)
+{
+	int n = sk_X509_num(chain);
+	int i;
+
+	if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(chain, 0)), key) != 1) {
+		say("the issued certificate is not for the key this device generated");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		X509 *issuer = i + 1 < n ? sk_X509_value(chain, i + 1) : x;
+		EVP_PKEY *pk = X509_get0_pubkey(issuer);
+
+		if (!pk || X509_verify(x, pk) != 1) {
+			if (i + 1 < n)
+				say("issuedCertificateChain[%d] is not signed by the certificate "
+				    "after it",
+				    i);
+			else
+				say("issuedCertificateChain ends with a certificate that is not "
+				    "self-signed");
+			ERR_clear_error();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Writes len bytes to dir/name through a temporary file renamed into place, so a reader
+ * never sees half a key. Returns 0, or -1 after saying why. */
+static int write_file(const char *dir, const char *name, const void *data, size_t len, mode_t mode)
+{
+	char path[PATH_MAX];
+	char tmp[PATH_MAX];
+	const char *p = data;
+	int fd = -1;
+	int ret = -1;
+	int n1 = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int n2 = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+
+	if (n1 < 0 || (size_t)n1 >= sizeof(path) || n2 < 0 || (size_t)n2 >= sizeof(tmp)) {
+		say("%s/%s: path too long", dir, name);
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	/* A temporary file left by an earlier run may carry other permissions. */
+	if (fd < 0 || fchmod(fd, mode) != 0)
+		goto cleanup;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto cleanup;
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) != 0)
+		goto cleanup;
+	ret = close(fd);
+	fd = -1;
+	if (ret == 0)
+		ret = rename(tmp, path);
+cleanup:
+	if (ret != 0) {
+		say("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret == 0 ? 0 : -1;
+}
+
+/* Writes what a memory BIO holds to dir/name. */
+static int write_bio(const char *dir, const char *name, BIO *mem, mode_t mode)
+{
+	char *data = NULL;
+	long len = BIO_get_mem_data(mem, &data);
+
+	if (len <= 0 || !data) {
+		say("%s/%s: nothing to write", dir, name);
+		return -1;
+	}
+	return write_file(dir, name, data, (size_t)len, mode);
+}
+
+/* Saves the device's credentials in dir: device.key (PKCS#8, 0600), device.pem (the
+ * issued certificate) and device-chain.pem (the whole issued chain). */
+static int save_credentials(const char *dir, EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	BIO *key_pem = BIO_new(BIO_s_mem());
+	BIO *leaf_pem = BIO_new(BIO_s_mem());
+	BIO *chain_pem = BIO_new(BIO_s_mem());
+	int ret = -1;
+	int i;
+
+	if (!key_pem || !leaf_pem || !chain_pem ||
+	    !PEM_write_bio_PrivateKey(key_pem, key, NULL, NULL, 0, NULL, NULL) ||
+	    !PEM_write_bio_X509(leaf_pem, sk_X509_value(chain, 0)))
+		goto cleanup;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if (!PEM_write_bio_X509(chain_pem, sk_X509_value(chain, i)))
+			goto cleanup;
+	/* The key first: a certificate without its key is useless. */
+	ret = write_bio(dir, "device.key", key_pem, 0600);
+	if (ret == 0)
+		ret = write_bio(dir, "device.pem", leaf_pem, 0644);
+	if (ret == 0)
+		ret = write_bio(dir, "device-chain.pem", chain_pem, 0644);
+cleanup:
+	if (ret != 0)
+		say_openssl_errors();
+	BIO_free(key_pem);
+	BIO_free(leaf_pem);
+	BIO_free(chain_pem);
+	return ret;
+}
+
+/* One line about the leaf for the human on stderr. */
+static void describe_issued(X509 *leaf, const char *dir)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+	char *serial = bn ? BN_bn2hex(bn) : NULL;
+	struct tm tm;
+	char until[32] = "?";
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
+		strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	say("issued certificate %s, valid until %s, saved in %s", serial ? serial : "?", until,
+	    dir);
+	OPENSSL_free(serial);
+	BN_free(bn);
+}
+
+/* ---- hub check ---- */
+
+struct hub_session {
+	const struct options *opt;
+	const char *device_id;
+	int done;
+	int exit_code;
+	int connected;
+	int pub_mid;
+};
+
+static void hub_finish(struct hub_session *h, int code)
+{
+	h->done = 1;
+	h->exit_code = code;
+}
+
+static void on_hub_connect(struct mosquitto *mosq, void *userdata, int rc)
+{
+	struct hub_session *h = userdata;
+	char topic[TOPIC_MAX];
+	size_t len = strlen(h->opt->message);
+	int n;
+	int err;
+
+	if (rc != 0) {
+		say("hub refused device %s: CONNACK %d (%s)", h->device_id, rc,
+		    mosquitto_connack_string(rc));
+		hub_finish(h, EXIT_HUB_REFUSED);
+		return;
+	}
+	h->connected = 1;
+	n = snprintf(topic, sizeof(topic), "devices/%s/messages/events/", h->device_id);
+	if (n < 0 || (size_t)n >= sizeof(topic) || len > INT_MAX) {
+		say("telemetry topic or message too long");
+		hub_finish(h, EXIT_ERROR);
+		return;
+	}
+	debug(h->opt, "hub: connected, PUBLISH %s (%zu bytes, qos 1)", topic, len);
+	err = mosquitto_publish(mosq, &h->pub_mid, topic, (int)len, h->opt->message, 1, false);
+	if (err != MOSQ_ERR_SUCCESS) {
+		say("hub: publish failed: %s", mosquitto_strerror(err));
+		hub_finish(h, EXIT_ERROR);
+	}
+}
+
+static void on_hub_publish(struct mosquitto *mosq, void *userdata, int mid)
+{
+	struct hub_session *h = userdata;
+
+	if (h->done || mid != h->pub_mid)
+		return;
+	say("hub accepted device %s: telemetry message acknowledged", h->device_id);
+	hub_finish(h, EXIT_ASSIGNED);
+}
+
+static void on_hub_log(struct mosquitto *mosq, void *userdata, int level, const char *str)
+{
+	const struct hub_session *h = userdata;
+
+	log_mosquitto(h->opt, level, str);
+}
+
+/* A TLS context presenting the issued certificate and its intermediates (the chain
+ * without its root) with key. Returns a new context or NULL after saying why. */
+static SSL_CTX *issued_tls_ctx(EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int ok = ctx != NULL;
+	int i;
+
+	ok = ok && SSL_CTX_use_certificate(ctx, sk_X509_value(chain, 0)) == 1;
+	for (i = 1; ok && i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (!is_self_signed(x))
+			ok = SSL_CTX_add1_chain_cert(ctx, x) == 1;
+	}
+	ok = ok && SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+	if (!ok) {
+		say("cannot set up TLS with the issued certificate");
+		say_openssl_errors();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The hub client: client id = device id, username {hub}/{device}/?api-version=..., TLS
+ * with the server CA and either the issued credentials (chain != NULL) or --cert/--key. */
+static struct mosquitto *hub_client_new(const struct options *opt, struct hub_session *h,
+                                        const char *hub, EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	struct mosquitto *mosq = NULL;
+	SSL_CTX *ctx = NULL;
+	char username[TOPIC_MAX];
+	int n;
+	int rc;
+
+	n = snprintf(username, sizeof(username), "%s/%s/?api-version=" HUB_API_VERSION, hub,
+	             h->device_id);
+	if (n < 0 || (size_t)n >= sizeof(username)) {
+		say("hub username too long");
+		return NULL;
+	}
+	mosq = mosquitto_new(h->device_id, true, h);
+	if (!mosq) {
+		say("mosquitto_new: %s", strerror(errno));
+		return NULL;
+	}
+	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+	if (chain) {
+		/* The issued credentials live in memory: hand libmosquitto a context that
+		 * carries them, and let it add the CA and server verification. */
+		ctx = issued_tls_ctx(key, chain);
+		if (!ctx)
+			goto fail;
+		rc = mosquitto_void_option(mosq, MOSQ_OPT_SSL_CTX, ctx);
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = mosquitto_int_option(mosq, MOSQ_OPT_SSL_CTX_WITH_DEFAULTS, 1);
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = mosquitto_tls_set(mosq, opt->ca, NULL, NULL, NULL, NULL);
+	} else {
+		rc = mosquitto_tls_set(mosq, opt->ca, NULL, opt->cert, opt->key, NULL);
+	}
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_opts_set(mosq, 1, NULL, NULL);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_username_pw_set(mosq, username, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		say("hub client setup: %s", mosquitto_strerror(rc));
+		say_openssl_errors();
+		goto fail;
+	}
+	SSL_CTX_free(ctx); /* libmosquitto holds its own reference */
+	mosquitto_connect_callback_set(mosq, on_hub_connect);
+	mosquitto_publish_callback_set(mosq, on_hub_publish);
+	mosquitto_log_callback_set(mosq, on_hub_log);
+	return mosq;
+fail:
+	SSL_CTX_free(ctx);
+	mosquitto_destroy(mosq);
+	return NULL;
+}
+
+/* Connects to the assigned hub as device_id and sends one telemetry message at QoS 1.
+ * Returns EXIT_ASSIGNED once it is acknowledged, EXIT_HUB_REFUSED on a refused CONNECT,
+ * EXIT_ERROR otherwise. */
+static int hub_check(const struct options *opt, const char *hub, const char *device_id,
+                     EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	struct hub_session h;
+	struct mosquitto *mosq = NULL;
+	int64_t deadline = now_ms() + (int64_t)opt->timeout_s * 1000;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	h.opt = opt;
+	h.device_id = device_id;
+	h.exit_code = EXIT_ERROR;
+	if (!hub || !*hub || !device_id || !*device_id) {
+		say("the assigned answer has no assignedHub or deviceId");
+		return EXIT_ERROR;
+	}
+	mosq = hub_client_new(opt, &h, hub, key, chain);
+	if (!mosq)
+		return EXIT_ERROR;
+	say("connecting to hub %s at %s:%d as device %s (%s)", hub, opt->host, opt->port, device_id,
+	    chain ? "issued certificate" : "--cert");
+	rc = mosquitto_connect(mosq, opt->host, opt->port, KEEPALIVE_S);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		say("cannot connect to %s:%d: %s", opt->host, opt->port,
+		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		say_openssl_errors();
+		goto cleanup;
+	}
+	while (!h.done) {
+		if (now_ms() >= deadline) {
+			say("hub: timed out after %d s waiting for %s", opt->timeout_s,
+			    h.connected ? "the PUBACK" : "CONNACK");
+			break;
+		}
+		rc = mosquitto_loop(mosq, LOOP_SLICE_MS, 1);
+		if (rc != MOSQ_ERR_SUCCESS && !h.done) {
+			say("hub: connection lost while waiting for %s: %s",
+			    h.connected ? "the PUBACK" : "CONNACK",
+			    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+			say_openssl_errors();
+			break;
+		}
+	}
+	if (h.connected)
+		disconnect_politely(mosq);
+cleanup:
+	mosquitto_destroy(mosq);
+	return h.exit_code;
+}
+
+/* After an assignment: keep the issued credentials (with a CSR) and try the hub (with
+ * --hub-check). Returns the exit code. */
+static int after_assignment(const struct options *opt, const json_t *result, EVP_PKEY *key)
+{
+	const json_t *state = json_object_get(result, "registrationState");
+	STACK_OF(X509) *chain = NULL;
+	int code = EXIT_ERROR;
+
+	if (opt->csr_key != CSR_NONE) {
+		chain = decode_issued_chain(state);
+		if (!chain || check_issued_chain(chain, key) != 0 ||
+		    save_credentials(opt->out_dir, key, chain) != 0)
+			goto cleanup;
+		describe_issued(sk_X509_value(chain, 0), opt->out_dir);
+	}
+	code = EXIT_ASSIGNED;
+	if (opt->hub_check)
+		code = hub_check(opt, json_str(state, "assignedHub"), json_str(state, "deviceId"),
+		                 key, chain);
+cleanup:
+	sk_X509_pop_free(chain, X509_free);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opt;
 	struct session s;
 	struct mosquitto *mosq = NULL;
+	EVP_PKEY *key = NULL;
+	char *csr_b64 = NULL;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -730,11 +1422,21 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 
 	mosquitto_lib_init();
+	if (opt.csr_key != CSR_NONE) {
+		/* First boot: the key is made here and never leaves the device. */
+		key = generate_key(opt.csr_key);
+		csr_b64 = key ? build_csr_b64(key, opt.csr_key, opt.registration_id) : NULL;
+		if (!csr_b64)
+			goto cleanup;
+		s.csr_b64 = csr_b64;
+		debug(&opt, "CSR for a new %s key: %zu base64 characters",
+		      csr_key_name(opt.csr_key), strlen(csr_b64));
+	}
 	mosq = client_new(&opt, &s);
 	if (!mosq)
 		goto cleanup;
 	s.phase = PHASE_CONNECTING;
-	debug(&s, "connecting to %s:%d as %s", opt.host, opt.port, opt.registration_id);
+	debug(&opt, "connecting to %s:%d as %s", opt.host, opt.port, opt.registration_id);
 	rc = mosquitto_connect(mosq, opt.host, opt.port, KEEPALIVE_S);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		say("cannot connect to %s:%d: %s", opt.host, opt.port,
@@ -745,9 +1447,14 @@ int main(int argc, char **argv)
 	run_session(mosq, &s);
 	if (s.connected)
 		disconnect_politely(mosq);
+	if (s.exit_code == EXIT_ASSIGNED && s.result)
+		s.exit_code = after_assignment(&opt, s.result, key);
 cleanup:
 	mosquitto_destroy(mosq);
+	EVP_PKEY_free(key);
 	mosquitto_lib_cleanup();
 	free(s.operation_id);
+	json_decref(s.result);
+	free(csr_b64);
 	return s.exit_code;
 }
