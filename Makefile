@@ -12,7 +12,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP -I. -Icommon -D_GNU_SOURCE \
 	$(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer,)
 LDFLAGS_ALL := $(LDFLAGS) $(if $(SANITIZE),-fsanitize=$(SANITIZE),)
-LIBS := -lmicrohttpd -llmdb -ljansson -lcurl -lssl -lcrypto
+LIBS := -lmicrohttpd -llmdb -ljansson -lcurl -lmosquitto -lssl -lcrypto
 
 # One static library per source folder, linked in dependency order (top first).
 LIBDIRS := dps hub-sim enrollments certs common

@@ -3,17 +3,22 @@
  * main reads the configuration, makes sure the TLS PKI exists, opens the store,
  * binds the two shared listeners (MQTT and HTTPS), wires the services to them
  * and runs the event loop until SIGINT/SIGTERM. */
+#include "authlog.h"
+#include "buf.h"
 #include "cfg.h"
 #include "certs/ca_registry.h"
 #include "certs/devpki.h"
 #include "certs/issue.h"
 #include "certs/tool.h"
+#include "clock.h"
 #include "dps/dps.h"
 #include "err.h"
+#include "health.h"
 #include "http.h"
 #include "hub-sim/hub.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mqtt_server.h"
 #include "store.h"
 #include "svcauth.h"
@@ -41,6 +46,10 @@ struct app {
 	struct ca_registry *cas;
 	struct dps *dps;
 	struct hub *hub;
+	struct metrics *metrics;  /* GET /metrics */
+	struct authlog *authlog;  /* GET /_emulator/auth-log */
+	int deterministic;        /* ids from the seeded generator (DPSEMU_DETERMINISTIC/SEED) */
+	uint64_t seed;
 	int sigfd;
 };
 
@@ -58,6 +67,96 @@ static void on_health(void *arg, struct http_req *r)
 	http_respond_json(r, 200, json_pack("{s:s, s:o, s:i, s:i}", "status", "ok", "services",
 					    services, "mqttPort", mqtt_server_port(a->mqtt),
 					    "httpsPort", http_server_port(a->http)));
+}
+
+/* Prometheus scrapes without credentials: the counters are read-only and say
+ * nothing a test log would not. */
+static void on_metrics(void *arg, struct http_req *r)
+{
+	struct app *a = arg;
+	struct buf text;
+
+	buf_init(&text, 0);
+	if (metrics_render(a->metrics, &text) != EMU_OK) {
+		buf_free(&text);
+		http_respond_error(r, 500, 500000, "out of memory");
+		return;
+	}
+	http_respond(r, 200, METRICS_CONTENT_TYPE, text.data ? text.data : (unsigned char *)"",
+		     text.len);
+	buf_free(&text);
+}
+
+static void on_auth_log(void *arg, struct http_req *r)
+{
+	struct app *a = arg;
+	const char *max = http_req_query(r, "max");
+	unsigned long n = 0;
+	json_t *entries;
+	char *end;
+
+	if (svcauth_require(a->any_owner, r) != EMU_OK)
+		return;
+	if (max) {
+		errno = 0;
+		n = strtoul(max, &end, 10);
+		if (errno || end == max || *end || *max == '-' || n == 0 ||
+		    n > AUTHLOG_DEFAULT_CAPACITY) {
+			http_respond_error(r, 400, 400004, "max='%s' is not a whole number from 1 "
+					   "to %d", max, AUTHLOG_DEFAULT_CAPACITY);
+			return;
+		}
+	}
+	entries = authlog_query(a->authlog, http_req_query(r, "registrationId"),
+				http_req_query(r, "deviceId"), n);
+	if (!entries) {
+		http_respond_error(r, 500, 500000, "out of memory");
+		return;
+	}
+	http_respond_json(r, 200, json_pack("{s:o}", "value", entries));
+}
+
+/* Back to a fresh start without a restart: every table emptied (the PKI in the
+ * data dir stays), every MQTT client disconnected, waiting requests answered,
+ * caches and the auth log dropped, deterministic ids restarted; with
+ * reseed=true the seed files are applied again. */
+static void on_reset(void *arg, struct http_req *r)
+{
+	struct app *a = arg;
+	const char *reseed = http_req_query(r, "reseed");
+	int want_seed = 0, reseeded = 0, rc;
+
+	if (svcauth_require(a->any_owner, r) != EMU_OK)
+		return;
+	if (reseed && strcmp(reseed, "true") == 0) {
+		want_seed = 1;
+	} else if (reseed && strcmp(reseed, "false") != 0) {
+		http_respond_error(r, 400, 400004, "reseed='%s' is not true or false", reseed);
+		return;
+	}
+	mqtt_server_close_all(a->mqtt, "the emulator was reset");
+	if ((rc = store_clear_all(a->st)) != EMU_OK) {
+		http_respond_error(r, 500, 500000, "the store could not be emptied: %s",
+				   emu_strerror(rc));
+		return;
+	}
+	dps_reset(a->dps);
+	hub_reset(a->hub);
+	authlog_clear(a->authlog);
+	if (a->deterministic)
+		rand_id_seed(a->seed);
+	if (want_seed && a->dps && a->cfg.enrollments_dir) {
+		if (dps_reload_seeds(a->dps) != EMU_OK) {
+			http_respond_error(r, 500, 500000, "the store was emptied but the seed "
+					   "files in %s could not be applied (see the log)",
+					   a->cfg.enrollments_dir);
+			return;
+		}
+		reseeded = 1;
+	}
+	log_info("main", "reset: every table emptied, MQTT clients disconnected%s",
+		 reseeded ? ", seed files applied" : "");
+	http_respond_json(r, 200, json_pack("{s:b, s:b}", "reset", 1, "reseeded", reseeded));
 }
 
 static void on_signal(void *arg, int fd, uint32_t events)
@@ -115,29 +214,60 @@ static void print_banner(struct app *a)
 {
 	const struct cfg *c = &a->cfg;
 	int mport = mqtt_server_port(a->mqtt), hport = http_server_port(a->http);
+	struct buf b;
 
-	fprintf(stderr,
-		"\n"
-		"dpsemu is running (services: %s%s%s)\n"
-		"  MQTT over TLS   %s:%d   (devices: DPS and hub)\n"
-		"  HTTPS           %s:%d   (device and service REST APIs, GET /health)\n"
-		"  hostname        %s   (server certificate names; the assignedHub DPS hands out)\n"
-		"  trust root      %s\n"
-		"  issuing CA      %s   (chain of the certificates issued from CSRs)\n",
-		a->dps ? "dps" : "", a->dps && a->hub ? "," : "", a->hub ? "hub" : "", c->bind,
-		mport, c->bind, hport, c->hostname, a->pki.server_ca, a->issuing.chain);
+	buf_init(&b, 0);
+	buf_printf(&b,
+		   "\n"
+		   "dpsemu is running (services: %s%s%s)\n"
+		   "  MQTT over TLS   %s:%d   (devices: DPS and hub)\n"
+		   "  HTTPS           %s:%d   (device and service REST APIs, GET /health, "
+		   "GET /metrics)\n"
+		   "  hostname        %s   (server certificate names; the assignedHub DPS hands "
+		   "out)\n"
+		   "  trust root      %s\n"
+		   "  issuing CA      %s   (chain of the certificates issued from CSRs)\n",
+		   a->dps ? "dps" : "", a->dps && a->hub ? "," : "", a->hub ? "hub" : "", c->bind,
+		   mport, c->bind, hport, c->hostname, a->pki.server_ca, a->issuing.chain);
 	if (c->run_dps)
-		fprintf(stderr,
-			"  ID scope        %s\n"
-			"  DPS service     HostName=%s;SharedAccessKeyName=provisioningserviceowner;"
-			"SharedAccessKey=%s\n",
-			c->id_scope, c->hostname, c->dps_key);
+		buf_printf(&b,
+			   "  ID scope        %s\n"
+			   "  DPS service     HostName=%s;"
+			   "SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=%s\n",
+			   c->id_scope, c->hostname, c->dps_key);
 	if (a->hub)
-		fprintf(stderr,
-			"  hub service     HostName=%s;SharedAccessKeyName=iothubowner;"
-			"SharedAccessKey=%s\n",
-			c->hostname, c->hub_key);
-	fprintf(stderr, "  data            %s\n\n", c->data_dir);
+		buf_printf(&b,
+			   "  hub service     HostName=%s;SharedAccessKeyName=iothubowner;"
+			   "SharedAccessKey=%s\n",
+			   c->hostname, c->hub_key);
+	if (a->deterministic)
+		buf_printf(&b, "  deterministic   ids repeat from run to run (seed %llu)\n",
+			   (unsigned long long)a->seed);
+	buf_printf(&b, "  data            %s\n\n", c->data_dir);
+	log_banner("main", b.data ? (const char *)b.data : "");
+	buf_free(&b);
+}
+
+/* DPSEMU_SEED (a whole number) or DPSEMU_DETERMINISTIC=1 (seed 0) switch the
+ * identifiers in API answers to the deterministic generator. */
+static int parse_seed(struct app *a)
+{
+	char *end;
+
+	a->deterministic = a->cfg.deterministic;
+	if (a->cfg.seed) {
+		errno = 0;
+		a->seed = strtoull(a->cfg.seed, &end, 10);
+		if (errno || end == a->cfg.seed || *end || a->cfg.seed[0] == '-') {
+			fprintf(stderr, "dpsemu: DPSEMU_SEED: '%s' is not a whole number from 0 to "
+				"18446744073709551615\n", a->cfg.seed);
+			return EMU_EINVAL;
+		}
+		a->deterministic = 1;
+	}
+	if (a->deterministic)
+		rand_id_seed(a->seed);
+	return EMU_OK;
 }
 
 static int app_start(struct app *a)
@@ -171,10 +301,13 @@ static int app_start(struct app *a)
 		return rc;
 	if ((rc = tls_ctx_new(a->pki.server_chain, a->pki.server_key, &a->ctx)))
 		return rc;
+	if ((rc = metrics_new(&a->metrics)) ||
+	    (rc = authlog_new(AUTHLOG_DEFAULT_CAPACITY, a->metrics, &a->authlog)))
+		return rc;
 	if ((rc = mqtt_server_new(a->lp, a->ctx, a->cfg.bind, a->cfg.mqtt_port,
-				  (size_t)a->cfg.max_mqtt_packet, &a->mqtt)) ||
+				  (size_t)a->cfg.max_mqtt_packet, a->metrics, &a->mqtt)) ||
 	    (rc = http_server_new(a->lp, a->ctx, a->cfg.bind, a->cfg.https_port,
-				  (size_t)a->cfg.max_http_body, &a->http)))
+				  (size_t)a->cfg.max_http_body, a->metrics, &a->http)))
 		return rc;
 	if ((rc = http_route(a->http, "GET", "/health", on_health, a)))
 		return rc;
@@ -192,15 +325,20 @@ static int app_start(struct app *a)
 	}
 	if ((rc = ca_registry_new(a->st, a->http, a->any_owner, &a->cas)))
 		return rc;
+	if ((rc = http_route(a->http, "GET", "/metrics", on_metrics, a)) ||
+	    (rc = http_route(a->http, "GET", "/_emulator/auth-log", on_auth_log, a)) ||
+	    (rc = http_route(a->http, "POST", "/_emulator/reset", on_reset, a)))
+		return rc;
 	if (a->cfg.run_dps) {
 		struct dps_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt,
-					 a->pki.server_ca, a->cfg.run_hub, a->issuer };
+					 a->pki.server_ca, a->cfg.run_hub, a->issuer,
+					 a->metrics, a->authlog };
 		if ((rc = dps_new(&deps, &a->dps)))
 			return rc;
 	}
 	if (a->cfg.run_hub) {
 		struct hub_deps deps = { &a->cfg, a->lp, a->st, a->cas, a->http, a->mqtt,
-					 a->issuing.chain };
+					 a->issuing.chain, a->metrics, a->authlog };
 		if ((rc = hub_new(&deps, &a->hub)))
 			return rc;
 	}
@@ -209,17 +347,21 @@ static int app_start(struct app *a)
 
 static void app_stop(struct app *a)
 {
+	/* MQTT first: closing a session calls into its service (hub_close), which
+	 * must still exist. */
+	mqtt_server_free(a->mqtt);
 	dps_free(a->dps);
 	hub_free(a->hub);
 	ca_registry_free(a->cas);
 	svcauth_free(a->any_owner);
 	http_server_free(a->http);
-	mqtt_server_free(a->mqtt);
 	SSL_CTX_free(a->ctx);
 	if (a->sigfd > 0)
 		close(a->sigfd);
 	loop_free(a->lp);
 	store_close(a->st);
+	authlog_free(a->authlog);
+	metrics_free(a->metrics);
 	issue_ca_free(a->issuer);
 	cfg_free(&a->cfg);
 }
@@ -232,6 +374,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "certs") == 0)
 		return certs_tool_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "health") == 0)
+		return health_main(argc - 1, argv + 1);
 	memset(&a, 0, sizeof(a));
 	a.sigfd = -1;
 	if (cfg_load(&a.cfg, argc, argv, &help, why, sizeof(why)) != EMU_OK) {
@@ -252,6 +396,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level((enum log_level)level);
+	level = log_format_parse(a.cfg.log_format);
+	if (level < 0) {
+		fprintf(stderr, "dpsemu: DPSEMU_LOG_FORMAT: '%s' is not text or json\n",
+			a.cfg.log_format);
+		cfg_free(&a.cfg);
+		return 2;
+	}
+	log_set_format((enum log_format)level);
+	if (parse_seed(&a) != EMU_OK) {
+		cfg_free(&a.cfg);
+		return 2;
+	}
 	rc = app_start(&a);
 	if (rc != EMU_OK) {
 		log_error("main", "start-up failed: %s", emu_strerror(rc));

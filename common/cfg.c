@@ -46,6 +46,13 @@ static const struct opt opts[] = {
 	{ "retry-after", I(retry_after), "1", 0, 300,
 	  "seconds DPS asks devices to wait before polling (0 makes some SDKs poll at once)" },
 	{ "log-level", S(log_level), "info", 0, 0, "debug, info, warn or error" },
+	{ "log-format", S(log_format), "text", 0, 0,
+	  "text, or json: one object per line {time, level, component, message}" },
+	{ "deterministic", I(deterministic), "0", 0, 1,
+	  "1: ids in API answers (operation ids, etags, request ids, message ids) repeat "
+	  "from run to run for the same requests; keys and serials stay random" },
+	{ "seed", S(seed), NULL, 0, 0,
+	  "seed of the deterministic ids (a whole number; implies DPSEMU_DETERMINISTIC=1)" },
 	{ "max-mqtt-packet", I(max_mqtt_packet), "266240", 1024, 16777216,
 	  "largest MQTT packet accepted, in bytes" },
 	{ "max-http-body", I(max_http_body), "1048576", 1024, 67108864,
@@ -73,6 +80,9 @@ static const struct opt opts[] = {
 	{ "csr-keys", S(csr_keys), "default", 0, 0,
 	  "keys accepted in CSRs: default (EC P-256, P-384, RSA >= 2048) or strict (P-384 only, "
 	  "as Azure)" },
+	{ "forward-mqtt", S(forward_mqtt), NULL, 0, 0,
+	  "copy every telemetry message the hub accepts to the MQTT broker at host:port (topic "
+	  "dpsemu/telemetry/{deviceId}, QoS 0); unset: off" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

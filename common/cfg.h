@@ -29,6 +29,9 @@ struct cfg {
 	char *linked_hubs;     /* comma-separated; defaults to hostname */
 	int retry_after;       /* seconds in DPS 202 answers */
 	char *log_level;
+	char *log_format;      /* "text" or "json" */
+	int deterministic;     /* 1: identifiers from a seeded generator (clock.h) */
+	char *seed;            /* that generator's seed (decimal); implies deterministic */
 	int max_mqtt_packet;   /* bytes */
 	int max_http_body;     /* bytes */
 	int store_map_mb;
@@ -42,6 +45,7 @@ struct cfg {
 	char *issuing_ca_chain;
 	char *credential_policies; /* "name=30d,short=10m"; "default" (30 days) always exists */
 	char *csr_keys;        /* "default" (P-256, P-384, RSA >= 2048) or "strict" (P-384) */
+	char *forward_mqtt;    /* host:port of a broker that gets all telemetry (NULL: off) */
 };
 
 /* Fills cfg from defaults, the environment and argv (argv[0] is skipped).

@@ -99,6 +99,6 @@ void etag_new_uuid(char out[ETAG_UUID_LEN])
 {
 	char uuid[37];
 
-	rand_uuid(uuid);
+	rand_uuid(RAND_ID_ETAG, uuid);
 	snprintf(out, ETAG_UUID_LEN, "\"%s\"", uuid);
 }

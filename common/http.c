@@ -5,6 +5,7 @@
 #include "err.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ struct http_server {
 	struct bridge **by_mhd_fd; /* indexed by libmicrohttpd's socket */
 	int nby;
 	struct http_req *suspended; /* requests waiting for an answer */
+	struct metrics_family *durations; /* dpsemu_http_request_duration_seconds, or NULL */
 };
 
 struct http_req {
@@ -69,6 +71,7 @@ struct http_req {
 	char *params[MAX_PARAMS];
 	int nparams;
 	char id[37];
+	uint64_t start_us; /* first callback, for the duration histogram */
 	char *hdr_names[MAX_RESP_HEADERS], *hdr_values[MAX_RESP_HEADERS];
 	int nhdrs;
 };
@@ -327,7 +330,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		r->path = strdup(url);
 		buf_init(&r->body, s->max_body);
-		rand_uuid(r->id);
+		r->start_us = clock_mono_us();
+		rand_uuid(RAND_ID_REQUEST, r->id);
 		*con_cls = r;
 		if (!r->path)
 			return MHD_NO;
@@ -421,8 +425,10 @@ static void mhd_event(void *arg, int fd, uint32_t events)
 }
 
 int http_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int port,
-		    size_t max_body, struct http_server **out)
+		    size_t max_body, struct metrics *metrics, struct http_server **out)
 {
+	static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+					  0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 	static const struct tls_handlers handlers = { bridge_open, bridge_data, bridge_close };
 	struct http_server *s = calloc(1, sizeof(*s));
 	const union MHD_DaemonInfo *di;
@@ -433,6 +439,11 @@ int http_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int po
 		return EMU_ENOMEM;
 	s->lp = lp;
 	s->max_body = max_body;
+	s->durations = metrics_histogram(metrics, "dpsemu_http_request_duration_seconds",
+					 "HTTPS requests: time from the request's arrival to its "
+					 "answer being queued, by method and status class.",
+					 "method,status", buckets,
+					 sizeof(buckets) / sizeof(buckets[0]));
 	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
 					  MHD_USE_ERROR_LOG,
 				  0, NULL, NULL, on_request, s,
@@ -574,6 +585,25 @@ int http_resp_header(struct http_req *r, const char *name, const char *value)
 	return EMU_OK;
 }
 
+/* Counts the answer in the duration histogram. Methods outside the standard
+ * set share one label value, so clients cannot grow the series. */
+static void observe(const struct http_req *r, int status)
+{
+	static const char *const methods[] = { "GET", "PUT", "POST", "PATCH", "DELETE", "HEAD",
+					       "OPTIONS" };
+	const char *method = "other";
+	char cls[8];
+
+	if (!r->srv->durations)
+		return;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(r->method, methods[i]) == 0)
+			method = methods[i];
+	snprintf(cls, sizeof(cls), "%dxx", status >= 100 && status < 600 ? status / 100 : 5);
+	metrics_observe(r->srv->durations, METRICS_LABELS(method, cls),
+			(double)(clock_mono_us() - r->start_us) / 1e6);
+}
+
 void http_respond(struct http_req *r, int status, const char *content_type, const void *body,
 		  size_t len)
 {
@@ -605,6 +635,7 @@ void http_respond(struct http_req *r, int status, const char *content_type, cons
 		MHD_queue_response(r->mc, (unsigned int)status, resp);
 		MHD_destroy_response(resp);
 	}
+	observe(r, status);
 	log_debug("https", "%s %s %s -> %d", http_req_peer(r), r->method, r->path, status);
 }
 

@@ -14,15 +14,19 @@
 #include <stddef.h>
 
 struct loop;
+struct metrics;
 struct http_server;
 struct http_req;
 
 typedef void (*http_handler)(void *arg, struct http_req *req);
 
 /* Listens on bind_addr:port with TLS context ctx (borrowed). Request bodies over
- * max_body bytes get 413. Returns EMU_OK or an emu_err (logged). */
+ * max_body bytes get 413. Every answer is timed into metrics' (borrowed, may be
+ * NULL) dpsemu_http_request_duration_seconds{method,status="2xx"...}, from the
+ * request's first callback to its answer being queued. Returns EMU_OK or an
+ * emu_err (logged). */
 int http_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int port,
-		    size_t max_body, struct http_server **out);
+		    size_t max_body, struct metrics *metrics, struct http_server **out);
 /* Closes every connection and the listener. NULL is fine. */
 void http_server_free(struct http_server *s);
 int http_server_port(const struct http_server *s);

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_codec.h"
 #include "tls.h"
 
@@ -27,10 +28,13 @@ struct mqtt_server {
 	size_t max_packet;
 	struct mqtt_service services[MAX_SERVICES];
 	int nservices;
+	struct mqtt_session *sessions;      /* every open connection */
+	struct metrics_family *connections; /* dpsemu_mqtt_connections, or NULL */
 };
 
 struct mqtt_session {
 	struct mqtt_server *srv;
+	struct mqtt_session *prev, *next; /* srv->sessions */
 	struct tls_conn *conn;
 	const struct mqtt_service *svc; /* set once CONNECT was accepted */
 	struct buf in;
@@ -154,6 +158,7 @@ static void handle_connect(struct mqtt_session *s, const struct mqtt_connect *c)
 	}
 	s->svc = svc;
 	s->keepalive = c->keepalive;
+	metrics_add(srv->connections, NULL, 1);
 	if (mqtt_write_connack(&s->out, false, MQTT_CONNACK_ACCEPTED) == EMU_OK)
 		session_flush(s);
 out:
@@ -327,6 +332,10 @@ static int on_open(void *arg, struct tls_conn *c)
 		return EMU_ENOMEM;
 	s->srv = srv;
 	s->conn = c;
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
 	/* Room for one whole packet plus the start of the next. */
 	buf_init(&s->in, srv->max_packet + 65536);
 	buf_init(&s->out, 0);
@@ -338,10 +347,18 @@ static int on_open(void *arg, struct tls_conn *c)
 static void on_close(void *arg, struct tls_conn *c)
 {
 	struct mqtt_session *s = tls_conn_data(c);
-	(void)arg;
+	struct mqtt_server *srv = arg;
 
 	if (!s)
 		return;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (s->svc)
+		metrics_add(srv->connections, NULL, -1);
 	if (s->svc && s->svc->on_close)
 		s->svc->on_close(s->svc->arg, s);
 	for (int i = 0; i < s->nsubs; i++)
@@ -354,7 +371,7 @@ static void on_close(void *arg, struct tls_conn *c)
 }
 
 int mqtt_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int port,
-		    size_t max_packet, struct mqtt_server **out)
+		    size_t max_packet, struct metrics *metrics, struct mqtt_server **out)
 {
 	static const struct tls_handlers handlers = { on_open, on_data, on_close };
 	struct mqtt_server *srv = calloc(1, sizeof(*srv));
@@ -364,6 +381,9 @@ int mqtt_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int po
 	if (!srv)
 		return EMU_ENOMEM;
 	srv->max_packet = max_packet;
+	srv->connections = metrics_gauge(metrics, "dpsemu_mqtt_connections",
+					 "Open MQTT sessions (accepted CONNECT), DPS and hub.",
+					 NULL);
 	rc = tls_server_new(lp, ctx, bind_addr, port, "mqtt", &handlers, srv, &srv->tls);
 	if (rc != EMU_OK) {
 		free(srv);
@@ -387,6 +407,20 @@ void mqtt_server_free(struct mqtt_server *srv)
 		return;
 	tls_server_free(srv->tls);
 	free(srv);
+}
+
+void mqtt_server_close_all(struct mqtt_server *srv, const char *reason)
+{
+	int n = 0;
+
+	/* Closing is deferred (on_close runs from the loop), so the list holds still. */
+	for (struct mqtt_session *s = srv->sessions; s; s = s->next)
+		if (!tls_conn_closing(s->conn)) {
+			tls_conn_close(s->conn, reason);
+			n++;
+		}
+	if (n)
+		log_info("mqtt", "closing %d connection%s: %s", n, n == 1 ? "" : "s", reason);
 }
 
 int mqtt_server_port(const struct mqtt_server *srv)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct loop;
+struct metrics;
 struct mqtt_server;
 struct mqtt_session;
 
@@ -54,14 +55,19 @@ struct mqtt_service {
 };
 
 /* Listens on bind_addr:port with TLS context ctx (borrowed). max_packet bounds
- * every incoming packet. Returns EMU_OK or an emu_err (bind failure logged). */
+ * every incoming packet. The sessions whose CONNECT was accepted are counted
+ * in metrics' (borrowed, may be NULL) gauge dpsemu_mqtt_connections. Returns
+ * EMU_OK or an emu_err (bind failure logged). */
 int mqtt_server_new(struct loop *lp, SSL_CTX *ctx, const char *bind_addr, int port,
-		    size_t max_packet, struct mqtt_server **out);
+		    size_t max_packet, struct metrics *metrics, struct mqtt_server **out);
 /* Adds a service (copied; its arg is borrowed). Services are asked in the order
  * added. Returns EMU_OK or EMU_ENOMEM. */
 int mqtt_server_add_service(struct mqtt_server *srv, const struct mqtt_service *svc);
 /* Closes every connection and the listener. NULL is fine. */
 void mqtt_server_free(struct mqtt_server *srv);
+/* Disconnects every client (reason goes to the log); the listener stays. The
+ * services' on_close run later, from the loop. */
+void mqtt_server_close_all(struct mqtt_server *srv, const char *reason);
 int mqtt_server_port(const struct mqtt_server *srv);
 
 /* Sends a PUBLISH to the client if one of its subscriptions matches topic, at

@@ -17,6 +17,8 @@
 struct store {
 	MDB_env *env;
 	size_t max_key; /* LMDB's key size limit, bytes (including our NUL) */
+	MDB_dbi opened[STORE_MAX_DBS]; /* every table opened, for store_clear_all */
+	int nopened;
 };
 
 struct store_txn {
@@ -144,7 +146,28 @@ int store_table_open(struct store *st, const char *name, store_table *out)
 	if (rc != 0)
 		return store_err(rc, "mdb_txn_commit (table open)");
 	*out = dbi;
+	for (int i = 0; i < st->nopened; i++)
+		if (st->opened[i] == dbi)
+			return EMU_OK;
+	/* LMDB allows at most STORE_MAX_DBS named tables, so this cannot overflow. */
+	if (st->nopened < STORE_MAX_DBS)
+		st->opened[st->nopened++] = dbi;
 	return EMU_OK;
+}
+
+int store_clear_all(struct store *st)
+{
+	struct store_txn *txn = NULL;
+	int rc;
+
+	if ((rc = store_txn_begin(st, 1, &txn)) != EMU_OK)
+		return rc;
+	for (int i = 0; i < st->nopened; i++)
+		if ((rc = store_clear(txn, st->opened[i])) != EMU_OK) {
+			store_txn_abort(txn);
+			return rc;
+		}
+	return store_txn_commit(txn);
 }
 
 int store_txn_begin(struct store *st, int write, struct store_txn **out)

@@ -25,6 +25,12 @@ void store_close(struct store *st);
  * Returns EMU_OK and the handle in *out, or EMU_ESTORE. */
 int store_table_open(struct store *st, const char *name, store_table *out);
 
+/* Empties every table opened so far (store_table_open) in one write
+ * transaction, committed when this returns EMU_OK; the tables stay open. On
+ * error nothing is changed: EMU_ESTORE (logged). No other write transaction
+ * may be open. */
+int store_clear_all(struct store *st);
+
 /* Begins a read-only (write = 0) or read-write transaction. Only one write
  * transaction exists at a time (LMDB serialises them). */
 int store_txn_begin(struct store *st, int write, struct store_txn **out);

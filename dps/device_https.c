@@ -65,6 +65,7 @@ static void put_register(void *arg, struct http_req *r)
 		.api_version = http_req_query(r, "api-version"),
 		.transport = "https",
 		.tracking_id = http_req_id(r),
+		.peer = http_req_peer(r),
 	};
 	dps_register(d, &rq, &ans);
 	if (ans.status == 202) {

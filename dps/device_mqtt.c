@@ -9,6 +9,7 @@
 #include "dps/dps_internal.h"
 #include "dps/wire.h"
 
+#include "authlog.h"
 #include "cfg.h"
 #include "clock.h"
 #include "enrollments/enrollment.h"
@@ -43,27 +44,31 @@ static int dps_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	struct dps_mqtt_session *ds;
 	struct dps_username u;
 	const char *scope = u.scope, *regid = u.registration_id, *api = u.api_version;
+	char why[384];
+	enum auth_reason cls = AUTH_OK;
 
 	dps_wire_parse_username(ci->username, &u);
 	if (strcmp(scope, d->cfg->id_scope) != 0) {
-		log_info("dps", "registration '%s' from %s refused at CONNECT: ID scope '%s' is not "
-			 "this DPS's scope '%s' (DPSEMU_ID_SCOPE)", regid, ci->peer, scope,
-			 d->cfg->id_scope);
-		return MQTT_CONNACK_NOT_AUTHORIZED;
+		cls = AUTH_OTHER;
+		snprintf(why, sizeof(why), "ID scope '%s' is not this DPS's scope '%s' "
+			 "(DPSEMU_ID_SCOPE)", scope, d->cfg->id_scope);
+	} else if (strcmp(ci->client_id, regid) != 0) {
+		cls = AUTH_OTHER;
+		snprintf(why, sizeof(why), "client id '%s' must be the registration id of the "
+			 "username", ci->client_id);
+	} else if (ci->has_password) {
+		cls = AUTH_SAS;
+		snprintf(why, sizeof(why), "symmetric-key (SAS) attestation is not supported yet; "
+			 "use X.509");
+	} else if (!ci->leaf) {
+		cls = AUTH_NO_CERTIFICATE;
+		snprintf(why, sizeof(why), "no client certificate in the TLS handshake and no SAS "
+			 "token");
 	}
-	if (strcmp(ci->client_id, regid) != 0) {
-		log_info("dps", "registration '%s' from %s refused at CONNECT: client id '%s' must be "
-			 "the registration id of the username", regid, ci->peer, ci->client_id);
-		return MQTT_CONNACK_NOT_AUTHORIZED;
-	}
-	if (ci->has_password) {
-		log_info("dps", "registration '%s' from %s refused at CONNECT: symmetric-key (SAS) "
-			 "attestation is not supported yet; use X.509", regid, ci->peer);
-		return MQTT_CONNACK_NOT_AUTHORIZED;
-	}
-	if (!ci->leaf) {
-		log_info("dps", "registration '%s' from %s refused at CONNECT: no client certificate "
-			 "in the TLS handshake and no SAS token", regid, ci->peer);
+	if (cls != AUTH_OK) {
+		log_info("dps", "registration '%s' from %s refused at CONNECT: %s", regid, ci->peer,
+			 why);
+		authlog_add(d->authlog, "dps", regid, ci->peer, false, cls, why);
 		return MQTT_CONNACK_NOT_AUTHORIZED;
 	}
 	ds = calloc(1, sizeof(*ds));
@@ -123,7 +128,7 @@ static int dps_publish(void *arg, struct mqtt_session *s, const char *topic,
 			 ds->registration_id, topic);
 		return EMU_EPROTO;
 	}
-	rand_uuid(ds->tracking);
+	rand_uuid(RAND_ID_TRACKING, ds->tracking);
 	if (rt.kind == DPS_REQ_REGISTER) {
 		struct dps_reg_request rq = {
 			.registration_id = ds->registration_id,
@@ -134,6 +139,7 @@ static int dps_publish(void *arg, struct mqtt_session *s, const char *topic,
 			.api_version = ds->api_version,
 			.transport = "mqtt",
 			.tracking_id = ds->tracking,
+			.peer = mqtt_session_peer(s),
 		};
 		dps_register(d, &rq, &ans);
 	} else {

@@ -7,6 +7,7 @@
 #include "err.h"
 #include "http_client.h"
 #include "log.h"
+#include "metrics.h"
 #include "svcauth.h"
 
 #include <stdio.h>
@@ -123,6 +124,11 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 	d->st = deps->st;
 	d->cas = deps->cas;
 	d->issuer = deps->issuer;
+	d->authlog = deps->authlog;
+	d->registrations_total = metrics_counter(deps->metrics, "dpsemu_registrations_total",
+						 "DPS registrations by transport and outcome "
+						 "(assigned, failed, disabled, refused).",
+						 "transport,outcome");
 	d->hub_port = d->cfg->https_port;
 	if ((rc = http_client_new(d->lp, deps->ca_file, &d->hub_client)))
 		goto fail;
@@ -173,6 +179,15 @@ int dps_new(const struct dps_deps *deps, struct dps **out)
 fail:
 	dps_free(d);
 	return rc;
+}
+
+void dps_reset(struct dps *d)
+{
+	if (!d)
+		return;
+	enr_list_free(d->groups);
+	d->groups = NULL;
+	d->reset_epoch++;
 }
 
 void dps_free(struct dps *d)

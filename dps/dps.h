@@ -10,6 +10,8 @@ struct ca_registry;
 struct http_server;
 struct mqtt_server;
 struct issue_ca;
+struct metrics;
+struct authlog;
 struct dps;
 
 /* What DPS runs on; everything is borrowed and must outlive the service. */
@@ -23,6 +25,8 @@ struct dps_deps {
 	const char *ca_file;  /* trust for calls to the hubs (their server CA) */
 	int hub_in_process;   /* the hub runs in this process: reach it via the bind address */
 	struct issue_ca *issuer; /* signs certificates from CSRs */
+	struct metrics *metrics; /* dpsemu_registrations_total (may be NULL) */
+	struct authlog *authlog; /* attestation decisions and CONNECT refusals (may be NULL) */
 };
 
 /* Opens DPS's tables, loads the seed enrollments (DPSEMU_ENROLLMENTS_DIR) and
@@ -32,6 +36,10 @@ int dps_new(const struct dps_deps *deps, struct dps **out);
 /* Re-applies the seed directory (SIGHUP). Errors are logged; state already
  * loaded stays. Returns EMU_OK or the first error. */
 int dps_reload_seeds(struct dps *d);
+/* After the store was emptied (store_clear_all): drops what DPS keeps in
+ * memory (the parsed enrollment groups) and forgets registrations still
+ * waiting for their hub, so they cannot write into the empty store. */
+void dps_reset(struct dps *d);
 /* Frees the service. NULL is fine. */
 void dps_free(struct dps *d);
 

@@ -27,6 +27,8 @@
 struct svcauth;
 struct http_client;
 struct issue_ca;
+struct authlog;
+struct metrics_family;
 
 /* A service-API route argument: which kind of enrollment it serves. */
 struct dps_kind_route {
@@ -58,6 +60,9 @@ struct dps {
 	int npolicies;
 	store_table issued;                  /* serial -> issued certificate record */
 	store_table issued_keys;             /* public key SHA-256 -> {registrationId} */
+	struct authlog *authlog;             /* attestation decisions (borrowed, may be NULL) */
+	struct metrics_family *registrations_total; /* {transport, outcome} (may be NULL) */
+	uint64_t reset_epoch;                /* bumped by dps_reset */
 };
 
 /* The answer to a device request, the same for MQTT and HTTPS. */
@@ -75,8 +80,9 @@ struct dps_reg_request {
 	const char *body;            /* request body as sent (may be empty) */
 	size_t body_len;
 	const char *api_version;     /* may be NULL */
-	const char *transport;       /* "mqtt" or "https", for logs */
+	const char *transport;       /* "mqtt" or "https", for logs and metrics */
 	const char *tracking_id;     /* request id for error bodies */
+	const char *peer;            /* "ip:port" of the device, for the auth log */
 };
 
 /* register.c: attestation, allocation and the registration record. */

@@ -190,7 +190,9 @@ int dps_issue_certificate(struct dps *d, const char *registration_id, const char
 	}
 	sc.txn = txn;
 	sc.table = d->issued;
-	if ((rc = issue_certificate(d->issuer, req, registration_id, validity, serial_used, &sc,
+	/* CN = the device id the hub will check (the registration id, unless an
+	 * individual enrollment names another device id). */
+	if ((rc = issue_certificate(d->issuer, req, device_id, validity, serial_used, &sc,
 				    &leaf)) != EMU_OK ||
 	    (rc = issue_record_fill(leaf, &rec)) != EMU_OK || !(chain = issue_chain_json(d->issuer, leaf))) {
 		*code = 500000;

@@ -7,6 +7,7 @@
  * polls at least once, and devices that require 202 on register get it. */
 #include "dps/dps_internal.h"
 
+#include "authlog.h"
 #include "certs/ca_registry.h"
 #include "certs/x509.h"
 #include "cfg.h"
@@ -14,6 +15,7 @@
 #include "enrollments/match.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "textenc.h"
 
 #include <ctype.h>
@@ -102,7 +104,7 @@ static void new_state_etag(char out[64])
 {
 	char uuid[37], quoted[40], *b64;
 
-	rand_uuid(uuid);
+	rand_uuid(RAND_ID_ETAG, uuid);
 	snprintf(quoted, sizeof(quoted), "\"%s\"", uuid);
 	b64 = b64_encode(quoted, strlen(quoted));
 	snprintf(out, 64, "%s", b64 ? b64 : uuid);
@@ -115,9 +117,9 @@ static void new_operation_id(char out[64])
 	unsigned char r[8];
 	char hex[17], uuid[37];
 
-	rand_bytes(r, sizeof(r));
+	rand_id_bytes(RAND_ID_OPERATION, r, sizeof(r));
 	hex_encode(r, sizeof(r), 0, hex);
-	rand_uuid(uuid);
+	rand_uuid(RAND_ID_OPERATION, uuid);
 	snprintf(out, 64, "4.%s.%s", hex, uuid);
 }
 
@@ -270,6 +272,21 @@ static json_t *build_state(struct dps *d, const struct dps_reg_request *rq,
 	return st;
 }
 
+/* A device that registers again without a CSR keeps the certificate it was
+ * issued while that is valid and its enrollment still issues: the hub goes on
+ * trusting the issuing CA for it (devices re-provision at every boot). */
+static void keep_issued_certificate(json_t *state, const json_t *old, const struct enrollment *e)
+{
+	json_t *prev = json_object_get(old, "issuedCertificate");
+	const char *not_after = json_string_value(json_object_get(prev, "notAfterUtc"));
+	char now[32];
+
+	clock_iso8601(time(NULL), now);
+	/* Same ISO-8601 shape on both sides: the strings compare as times. */
+	if (e->credential_policy && not_after && strcmp(not_after, now) > 0)
+		json_object_set(state, "issuedCertificate", prev);
+}
+
 /* The operation record: what polls of operation opid answer. */
 static json_t *operation_record(const char *opid, const char *key, const char *thumb,
 				const json_t *state, json_t *chain)
@@ -307,8 +324,16 @@ static int save_outcome(struct dps *d, const char *opid, const char *key, const 
 	return rc;
 }
 
+/* One registration's outcome in dpsemu_registrations_total. */
+static void count_outcome(struct dps *d, const char *transport, const char *outcome)
+{
+	metrics_inc(d->registrations_total, METRICS_LABELS(transport, outcome));
+}
+
 struct assignment {
 	struct dps *d;
+	uint64_t epoch;    /* d->reset_epoch when started */
+	char transport[8]; /* for the metric */
 	char opid[64];
 	char key[ENR_ID_MAX + 1];
 	char thumb[65];
@@ -321,6 +346,13 @@ static void assignment_done(void *arg, int ok, const char *why)
 	struct assignment *a = arg;
 	const char *regid = json_string_value(json_object_get(a->state, "registrationId"));
 
+	if (a->epoch != a->d->reset_epoch) {
+		/* The emulator was reset meanwhile: this registration no longer exists. */
+		log_info("dps", "registration '%s': outcome dropped (reset while assigning)",
+			 regid);
+		goto out;
+	}
+	count_outcome(a->d, a->transport, ok ? "assigned" : "failed");
 	if (ok) {
 		log_info("dps", "registration '%s': assigned to %s as device '%s'", regid,
 			 json_string_value(json_object_get(a->state, "assignedHub")),
@@ -337,6 +369,7 @@ static void assignment_done(void *arg, int ok, const char *why)
 	if (save_outcome(a->d, a->opid, a->key, a->thumb, a->state, 1, ok ? a->chain : NULL) !=
 	    EMU_OK)
 		log_error("dps", "registration '%s': storage error saving the outcome", regid);
+out:
 	json_decref(a->state);
 	json_decref(a->chain);
 	free(a);
@@ -344,9 +377,9 @@ static void assignment_done(void *arg, int ok, const char *why)
 
 /* Commits the operation as "assigning" and starts registering the device in
  * its hub; assignment_done records the outcome. */
-static int start_assignment(struct dps *d, const char *opid, const char *key, const char *thumb,
-			    json_t *state, json_t *chain, const json_t *old,
-			    const struct enrollment *e, X509 *leaf)
+static int start_assignment(struct dps *d, const char *transport, const char *opid,
+			    const char *key, const char *thumb, json_t *state, json_t *chain,
+			    const json_t *old, const struct enrollment *e, X509 *leaf)
 {
 	const char *old_status = json_string_value(json_object_get(old, "status"));
 	const char *substatus = json_string_value(json_object_get(state, "substatus"));
@@ -360,6 +393,8 @@ static int start_assignment(struct dps *d, const char *opid, const char *key, co
 	if (!a || !pending)
 		goto fail;
 	a->d = d;
+	a->epoch = d->reset_epoch;
+	snprintf(a->transport, sizeof(a->transport), "%s", transport);
 	snprintf(a->opid, sizeof(a->opid), "%s", opid);
 	snprintf(a->key, sizeof(a->key), "%s", key);
 	snprintf(a->thumb, sizeof(a->thumb), "%s", thumb);
@@ -371,7 +406,7 @@ static int start_assignment(struct dps *d, const char *opid, const char *key, co
 	rc = dps_hub_sync(d, json_string_value(json_object_get(state, "assignedHub")),
 			  json_string_value(json_object_get(state, "deviceId")), e, leaf,
 			  first || (substatus && strcmp(substatus, "deviceDataReset") == 0),
-			  chain != NULL, assignment_done, a);
+			  json_object_get(state, "issuedCertificate") != NULL, assignment_done, a);
 	if (rc == EMU_OK) {
 		json_decref(pending);
 		return EMU_OK;
@@ -461,6 +496,8 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id,
 				 "no client certificate was presented in the TLS handshake (X.509 "
 				 "attestation needs the device certificate and its intermediates)");
+		authlog_add(d->authlog, "dps", rq->registration_id, rq->peer, false,
+			    AUTH_NO_CERTIFICATE, "no client certificate was presented");
 		goto out;
 	}
 	enrollment_id_key(rq->registration_id, key);
@@ -473,6 +510,8 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	groups = dps_groups(d);
 	match_x509(rq->registration_id, rq->leaf, rq->chain, individual,
 		   groups ? groups->items : NULL, groups ? groups->count : 0, resolve_ca, d, 0, &m);
+	authlog_add(d->authlog, "dps", rq->registration_id, rq->peer, m.outcome == MATCH_OK,
+		    m.cls, m.reason);
 	if (m.outcome == MATCH_REFUSED) {
 		dps_answer_error(ans, 401, ERR_UNAUTHORIZED, rq->tracking_id, "%s", m.reason);
 		goto out;
@@ -513,6 +552,8 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 		/* The registration shows the current certificate: thumbprint, expiry. */
 		if (state && issued)
 			json_object_set(state, "issuedCertificate", issued);
+		else if (state)
+			keep_issued_certificate(state, old, m.enrollment);
 	}
 	if (!state) {
 		dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "out of memory");
@@ -521,8 +562,8 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	if (m.outcome == MATCH_OK && !failed) {
 		/* The device must exist in its hub before DPS says "assigned": answer
 		 * "assigning" now and finish when the hub has it. */
-		if (start_assignment(d, opid, key, thumb, state, chain, old, m.enrollment,
-				     rq->leaf) != EMU_OK) {
+		if (start_assignment(d, rq->transport, opid, key, thumb, state, chain, old,
+				     m.enrollment, rq->leaf) != EMU_OK) {
 			dps_answer_error(ans, 500, ERR_INTERNAL, rq->tracking_id, "storage error");
 			goto out;
 		}
@@ -533,11 +574,18 @@ void dps_register(struct dps *d, const struct dps_reg_request *rq, struct dps_an
 	ans->status = 202;
 	ans->retry_after = d->cfg->retry_after;
 	ans->body = json_pack("{s:s, s:s}", "operationId", opid, "status", "assigning");
+	/* Assignments are counted when the hub has answered (assignment_done). */
+	if (m.outcome == MATCH_DISABLED)
+		count_outcome(d, rq->transport, "disabled");
+	else if (failed)
+		count_outcome(d, rq->transport, "failed");
 out:
-	if (ans->status >= 400)
+	if (ans->status >= 400) {
+		count_outcome(d, rq->transport, "refused");
 		log_info("dps", "registration '%s' (%s) refused: %d %s", rq->registration_id,
 			 rq->transport, ans->status,
 			 json_string_value(json_object_get(ans->body, "message")));
+	}
 	match_result_clear(&m);
 	enrollment_free(individual);
 	json_decref(doc);

@@ -12,13 +12,15 @@
 
 #define FAR_DEPTH 1000 /* a name seen in the chain but not on the walk up from the leaf */
 
-static void set_reason(struct match_result *res, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void set_reason(struct match_result *res, enum auth_reason cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void set_reason(struct match_result *res, const char *fmt, ...)
+/* Says why (or how) the decision was made, and its class. */
+static void set_reason(struct match_result *res, enum auth_reason cls, const char *fmt, ...)
 {
 	va_list ap;
 
+	res->cls = cls;
 	va_start(ap, fmt);
 	vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
 	va_end(ap);
@@ -45,11 +47,11 @@ static int leaf_time_ok(X509 *leaf, time_t now, const char *cn, struct match_res
 	time_t t = now ? now : time(NULL);
 
 	if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) {
-		set_reason(res, "depth 0 CN=%s: certificate is not yet valid", cn);
+		set_reason(res, AUTH_EXPIRED, "depth 0 CN=%s: certificate is not yet valid", cn);
 		return 0;
 	}
 	if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) {
-		set_reason(res, "depth 0 CN=%s: certificate has expired", cn);
+		set_reason(res, AUTH_EXPIRED, "depth 0 CN=%s: certificate has expired", cn);
 		return 0;
 	}
 	return 1;
@@ -62,7 +64,7 @@ static void match_individual(const struct enrollment *e, X509 *leaf, const char 
 	X509 *hit = NULL;
 
 	if (e->att != ENR_ATT_X509 || !e->certs) {
-		set_reason(res, "enrollment '%s' uses %s attestation, not X.509", e->id,
+		set_reason(res, AUTH_OTHER, "enrollment '%s' uses %s attestation, not X.509", e->id,
 		           att_name(e->att));
 		return;
 	}
@@ -74,14 +76,15 @@ static void match_individual(const struct enrollment *e, X509 *leaf, const char 
 			hit = c;
 	}
 	if (!hit) {
-		set_reason(res, "certificate thumbprint %s does not match enrollment '%s'", leaf_fp,
+		set_reason(res, AUTH_THUMBPRINT,
+		           "certificate thumbprint %s does not match enrollment '%s'", leaf_fp,
 		           e->id);
 		return;
 	}
 	if (!leaf_time_ok(leaf, now, cn, res))
 		return;
 	if (!X509_up_ref(hit)) {
-		set_reason(res, "out of memory");
+		set_reason(res, AUTH_OTHER, "out of memory");
 		return;
 	}
 	res->anchor = hit;
@@ -89,10 +92,10 @@ static void match_individual(const struct enrollment *e, X509 *leaf, const char 
 	res->enrollment = e;
 	if (e->enabled) {
 		res->outcome = MATCH_OK;
-		set_reason(res, "individual enrollment '%s'", e->id);
+		set_reason(res, AUTH_OK, "individual enrollment '%s'", e->id);
 	} else {
 		res->outcome = MATCH_DISABLED;
-		set_reason(res, "enrollment '%s' is disabled", e->id);
+		set_reason(res, AUTH_DISABLED, "enrollment '%s' is disabled", e->id);
 	}
 }
 
@@ -269,7 +272,7 @@ static void match_groups(X509 *leaf, STACK_OF(X509) *chain, struct enrollment *c
 	s.fail_depth = INT_MAX;
 	if (names_build(leaf, chain, &names) != EMU_OK) {
 		names_free(&names);
-		set_reason(res, "out of memory");
+		set_reason(res, AUTH_OTHER, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < ngroups; i++)
@@ -283,30 +286,36 @@ static void match_groups(X509 *leaf, STACK_OF(X509) *chain, struct enrollment *c
 		res->depth = s.best_depth;
 		if (s.best->enabled) {
 			res->outcome = MATCH_OK;
-			set_reason(res, "enrollment group '%s'", s.best->id);
+			set_reason(res, AUTH_OK, "enrollment group '%s'", s.best->id);
 		} else {
 			res->outcome = MATCH_DISABLED;
-			set_reason(res, "enrollment group '%s' is disabled", s.best->id);
+			set_reason(res, AUTH_DISABLED, "enrollment group '%s' is disabled",
+			           s.best->id);
 		}
 		return;
 	}
 	if (s.fail[0]) {
-		set_reason(res, "%s", s.fail);
+		/* An out-of-date leaf fails every chain: say so in the class. */
+		time_t t = now ? now : time(NULL);
+		int dated = X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0 ||
+			    X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0;
+		set_reason(res, dated ? AUTH_EXPIRED : AUTH_CHAIN, "%s", s.fail);
 		return;
 	}
 	if (s.x509_groups == 0) {
-		set_reason(res, "no individual enrollment for '%s' and no X.509 enrollment group",
+		set_reason(res, AUTH_UNKNOWN_DEVICE,
+		           "no individual enrollment for '%s' and no X.509 enrollment group",
 		           regid);
 		return;
 	}
 	issuer = x509_issuer_string(leaf);
 	if (s.unresolved[0])
-		set_reason(res,
+		set_reason(res, AUTH_CHAIN,
 		           "no enrollment group CA is in the certificate chain (leaf issuer "
 		           "%s); %s",
 		           issuer ? issuer : "?", s.unresolved);
 	else
-		set_reason(res,
+		set_reason(res, AUTH_UNKNOWN_DEVICE,
 		           "no enrollment group CA is in the certificate chain (leaf issuer "
 		           "%s)",
 		           issuer ? issuer : "?");
@@ -323,29 +332,33 @@ void match_x509(const char *registration_id, X509 *leaf, STACK_OF(X509) *chain,
 
 	memset(res, 0, sizeof(*res));
 	res->outcome = MATCH_REFUSED;
+	res->cls = AUTH_OTHER;
 	res->depth = -1;
 	if (!leaf) {
-		set_reason(res, "no client certificate");
+		set_reason(res, AUTH_NO_CERTIFICATE, "no client certificate");
 		return;
 	}
 	if (!registration_id || !*registration_id) {
-		set_reason(res, "no registration ID");
+		set_reason(res, AUTH_OTHER, "no registration ID");
 		return;
 	}
 	rc = x509_common_name(leaf, cn, sizeof(cn));
 	if (rc == EMU_ENOTFOUND) {
-		set_reason(res, "leaf certificate has no CN (registration ID '%.128s')",
+		set_reason(res, AUTH_CN_MISMATCH,
+		           "leaf certificate has no CN (registration ID '%.128s')",
 		           registration_id);
 		return;
 	}
 	if (rc != EMU_OK) {
-		set_reason(res, "leaf certificate CN is longer than %d characters", ENR_ID_MAX);
+		set_reason(res, AUTH_CN_MISMATCH,
+		           "leaf certificate CN is longer than %d characters", ENR_ID_MAX);
 		return;
 	}
 	/* CNs were once lower-case only; DPS now compares them case-insensitively. */
 	if (strcasecmp(cn, registration_id) != 0) {
-		set_reason(res, "leaf certificate CN '%s' does not match registration ID '%.128s'",
-		           cn, registration_id);
+		set_reason(res, AUTH_CN_MISMATCH,
+		           "leaf certificate CN '%s' does not match registration ID '%.128s'", cn,
+		           registration_id);
 		return;
 	}
 	if (individual) {

@@ -27,6 +27,7 @@
 #ifndef DPSEMU_MATCH_H
 #define DPSEMU_MATCH_H
 
+#include "authlog.h"
 #include "enrollments/enrollment.h"
 
 #include <openssl/x509.h>
@@ -46,6 +47,9 @@ struct match_result {
 	int depth;        /* anchor's distance from the leaf: 0 for individual matches */
 	int tried;        /* groups whose chain was verified (the others were ruled out by name) */
 	char reason[320]; /* why it was refused or disabled; a short note otherwise */
+	/* The class of a refusal (AUTH_DISABLED for MATCH_DISABLED, AUTH_OK for
+	 * MATCH_OK): for the auth log and its metric. */
+	enum auth_reason cls;
 };
 
 /* Resolves a caReferences name to the CA certificate, only if it is registered and

@@ -16,7 +16,19 @@ static const char *auth_field(const json_t *device, const char *a, const char *b
 	return json_string_value(json_object_get(json_object_get(auth, a), b));
 }
 
-static int check_cn(const struct hub_auth_input *in, char *why, size_t whylen)
+/* The class of a chain or date failure: the leaf itself out of date, or else the chain. */
+static enum auth_reason dated_or_chain(const struct hub_auth_input *in)
+{
+	time_t t = in->now ? in->now : time(NULL);
+
+	if (X509_cmp_time(X509_get0_notBefore(in->leaf), &t) > 0 ||
+	    X509_cmp_time(X509_get0_notAfter(in->leaf), &t) < 0)
+		return AUTH_EXPIRED;
+	return AUTH_CHAIN;
+}
+
+static int check_cn(const struct hub_auth_input *in, enum auth_reason *cls, char *why,
+		    size_t whylen)
 {
 	char cn[256], want[2 * 128 + 2];
 
@@ -24,6 +36,7 @@ static int check_cn(const struct hub_auth_input *in, char *why, size_t whylen)
 		snprintf(want, sizeof(want), "%s/%s", in->device_id, in->module_id);
 	else
 		snprintf(want, sizeof(want), "%s", in->device_id);
+	*cls = AUTH_CN_MISMATCH;
 	if (x509_common_name(in->leaf, cn, sizeof(cn)) != EMU_OK) {
 		snprintf(why, whylen, "the client certificate has no CN; it must be '%s'", want);
 		return EMU_EAUTH;
@@ -33,10 +46,12 @@ static int check_cn(const struct hub_auth_input *in, char *why, size_t whylen)
 		snprintf(why, whylen, "leaf certificate CN '%s' is not the device id '%s'", cn, want);
 		return EMU_EAUTH;
 	}
+	*cls = AUTH_OK;
 	return EMU_OK;
 }
 
-static int check_thumbprint(const struct hub_auth_input *in, char *why, size_t whylen)
+static int check_thumbprint(const struct hub_auth_input *in, enum auth_reason *cls, char *why,
+			    size_t whylen)
 {
 	const char *p = auth_field(in->device, "x509Thumbprint", "primaryThumbprint");
 	const char *s = auth_field(in->device, "x509Thumbprint", "secondaryThumbprint");
@@ -48,6 +63,7 @@ static int check_thumbprint(const struct hub_auth_input *in, char *why, size_t w
 		x509_thumbprint_sha256(in->leaf, sha256);
 		snprintf(why, whylen, "certificate thumbprint %s matches neither registered thumbprint "
 			 "of device '%s' (primary %s)", sha256, in->device_id, p ? p : "none");
+		*cls = AUTH_THUMBPRINT;
 		return EMU_EAUTH;
 	}
 	/* Thumbprint devices: only the dates (and client-auth use) are checked, as
@@ -56,19 +72,29 @@ static int check_thumbprint(const struct hub_auth_input *in, char *why, size_t w
 	if (!self || !sk_X509_push(self, in->leaf)) {
 		sk_X509_free(self);
 		snprintf(why, whylen, "out of memory");
+		*cls = AUTH_OTHER;
 		return EMU_ENOMEM;
 	}
 	rc = x509_verify_chain(in->leaf, NULL, self, in->now, NULL, NULL, why, whylen);
 	sk_X509_free(self);
-	if (rc != EMU_OK)
+	if (rc != EMU_OK) {
+		*cls = dated_or_chain(in);
 		return EMU_EAUTH;
-	return in->require_cn ? check_cn(in, why, whylen) : EMU_OK;
+	}
+	if (in->require_cn && (rc = check_cn(in, cls, why, whylen)) != EMU_OK)
+		return rc;
+	*cls = AUTH_OK;
+	snprintf(why, whylen, "X.509 thumbprint");
+	return EMU_OK;
 }
 
-static int check_ca(const struct hub_auth_input *in, char *why, size_t whylen)
+static int check_ca(const struct hub_auth_input *in, enum auth_reason *cls, char *why,
+		    size_t whylen)
 {
 	char reason[256];
+	int rc;
 
+	*cls = AUTH_CHAIN;
 	if (!in->trusted || sk_X509_num(in->trusted) == 0) {
 		snprintf(why, whylen, "device '%s' authenticates by CA but no verified CA is "
 			 "registered (PUT /certificates/{name}, then prove possession)", in->device_id);
@@ -77,9 +103,13 @@ static int check_ca(const struct hub_auth_input *in, char *why, size_t whylen)
 	if (x509_verify_chain(in->leaf, in->chain, in->trusted, in->now, NULL, NULL, reason,
 			      sizeof(reason)) != EMU_OK) {
 		snprintf(why, whylen, "certificate chain does not reach a verified CA: %s", reason);
+		*cls = dated_or_chain(in);
 		return EMU_EAUTH;
 	}
-	return check_cn(in, why, whylen);
+	if ((rc = check_cn(in, cls, why, whylen)) != EMU_OK)
+		return rc;
+	snprintf(why, whylen, "X.509 CA chain");
+	return EMU_OK;
 }
 
 static int check_sas(const struct hub_auth_input *in, uint64_t *expiry, char *why, size_t whylen)
@@ -116,6 +146,7 @@ static int check_sas(const struct hub_auth_input *in, uint64_t *expiry, char *wh
 		free(key);
 		if (ok) {
 			*expiry = t.se;
+			snprintf(why, whylen, "SAS token");
 			return EMU_OK;
 		}
 	}
@@ -124,20 +155,25 @@ static int check_sas(const struct hub_auth_input *in, uint64_t *expiry, char *wh
 	return EMU_EAUTH;
 }
 
-int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, char *why, size_t whylen)
+int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, enum auth_reason *cls,
+		   char *why, size_t whylen)
 {
 	const char *type, *status;
+	int rc;
 
 	*expiry = 0;
+	*cls = AUTH_UNKNOWN_DEVICE;
 	if (!in->device) {
 		snprintf(why, whylen, "device '%s' is not registered in the hub", in->device_id);
 		return EMU_EAUTH;
 	}
+	*cls = AUTH_DISABLED;
 	status = json_string_value(json_object_get(in->device, "status"));
 	if (status && strcmp(status, "enabled") != 0) {
 		snprintf(why, whylen, "device '%s' is %s", in->device_id, status);
 		return EMU_EAUTH;
 	}
+	*cls = AUTH_SAS;
 	type = json_string_value(json_object_get(json_object_get(in->device, "authentication"), "type"));
 	if (!type)
 		type = "sas";
@@ -147,8 +183,11 @@ int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, char *why,
 				 "no password", in->device_id);
 			return EMU_EAUTH;
 		}
-		return check_sas(in, expiry, why, whylen);
+		if ((rc = check_sas(in, expiry, why, whylen)) == EMU_OK)
+			*cls = AUTH_OK;
+		return rc;
 	}
+	*cls = AUTH_OTHER;
 	if (strcmp(type, "selfSigned") != 0 && strcmp(type, "certificateAuthority") != 0) {
 		snprintf(why, whylen, "device '%s' has authentication type '%s', which cannot connect",
 			 in->device_id, type);
@@ -157,8 +196,9 @@ int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, char *why,
 	if (!in->leaf) {
 		snprintf(why, whylen, "device '%s' authenticates with X.509 (%s) but presented no client "
 			 "certificate", in->device_id, type);
+		*cls = AUTH_NO_CERTIFICATE;
 		return EMU_EAUTH;
 	}
-	return strcmp(type, "selfSigned") == 0 ? check_thumbprint(in, why, whylen)
-					       : check_ca(in, why, whylen);
+	return strcmp(type, "selfSigned") == 0 ? check_thumbprint(in, cls, why, whylen)
+					       : check_ca(in, cls, why, whylen);
 }

@@ -6,6 +6,8 @@
 #ifndef DPSEMU_HUB_AUTH_H
 #define DPSEMU_HUB_AUTH_H
 
+#include "authlog.h"
+
 #include <jansson.h>
 #include <openssl/x509.h>
 #include <stddef.h>
@@ -26,9 +28,12 @@ struct hub_auth_input {
 	time_t now;                 /* 0 = current time */
 };
 
-/* Returns EMU_OK when the device may connect, EMU_EAUTH with the reason in why
- * otherwise ("leaf certificate CN 'd2' is not the device id 'd1'"). For SAS,
- * *expiry receives the token's se (0 for certificates). */
-int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, char *why, size_t whylen);
+/* Returns EMU_OK when the device may connect, with how it authenticated in why
+ * ("X.509 thumbprint", "X.509 CA chain", "SAS token") and *cls AUTH_OK;
+ * otherwise EMU_EAUTH (EMU_ENOMEM) with the reason in why ("leaf certificate
+ * CN 'd2' is not the device id 'd1'") and its class in *cls. For SAS, *expiry
+ * receives the token's se (0 for certificates). */
+int hub_auth_check(const struct hub_auth_input *in, uint64_t *expiry, enum auth_reason *cls,
+		   char *why, size_t whylen);
 
 #endif

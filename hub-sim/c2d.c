@@ -18,6 +18,7 @@
 #include "hub-sim/hub_wire.h"
 #include "hub-sim/propbag.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_server.h"
 #include "textenc.h"
 
@@ -188,6 +189,8 @@ static int send_one(struct hub_conn *c, const char *key, const json_t *msg, int 
 		log_warn("hub", "device '%s': C2D %s not deliverable: %s", c->device_id, key,
 			 emu_strerror(rc));
 	}
+	if (rc == EMU_OK)
+		metrics_inc(c->h->c2d_total, METRICS_LABELS("delivered"));
 	free(body);
 	propbag_free(bag);
 	buf_free(&bagtext);
@@ -239,6 +242,7 @@ void hub_c2d_acked(struct hub *h, struct hub_conn *c, uint16_t packet_id)
 		}
 		log_info("hub", "device '%s': C2D message %s completed", c->device_id,
 			 c->inflight[i].key);
+		metrics_inc(h->c2d_total, METRICS_LABELS("completed"));
 		hub_c2d_deliver(h, c);
 		return;
 	}
@@ -293,7 +297,7 @@ static json_t *message_from_request(struct hub *h, struct http_req *r, const cha
 			json_object_set(sys, system_names[i], v);
 	}
 	if (!json_object_get(sys, "messageId")) {
-		rand_uuid(uuid);
+		rand_uuid(RAND_ID_MESSAGE, uuid);
 		json_object_set_new(sys, "messageId", json_string(uuid));
 	}
 	snprintf(to, sizeof(to), "/devices/%s/messages/devicebound", device_id);
@@ -348,6 +352,7 @@ static void send_message(void *arg, struct http_req *r)
 		goto out;
 	}
 	txn = NULL;
+	metrics_inc(h->c2d_total, METRICS_LABELS("queued"));
 	log_info("hub", "device '%s': C2D message %s queued", device_id,
 		 json_string_value(json_object_get(json_object_get(msg, "systemProperties"),
 						   "messageId")));

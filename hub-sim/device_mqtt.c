@@ -9,6 +9,7 @@
  * subscribed to them. */
 #include "hub-sim/hub_internal.h"
 
+#include "authlog.h"
 #include "certs/ca_registry.h"
 #include "cfg.h"
 #include "clock.h"
@@ -19,6 +20,7 @@
 #include "hub-sim/twin.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mqtt_codec.h"
 #include "mqtt_server.h"
 
@@ -122,13 +124,16 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	json_t *device = NULL;
 	STACK_OF(X509) *trusted = NULL;
 	uint64_t expiry = 0;
+	enum auth_reason cls = AUTH_OTHER;
 	char why[384];
 	int rc;
 
 	hub_wire_parse_username(ci->username, &u);
 	if (!hub_wire_client_id_matches(&u, ci->client_id)) {
-		log_info("hub", "device '%s' from %s refused: client id '%s' is not the identity of "
-			 "the username", u.device_id, ci->peer, ci->client_id);
+		snprintf(why, sizeof(why), "client id '%s' is not the identity of the username",
+			 ci->client_id);
+		log_info("hub", "device '%s' from %s refused: %s", u.device_id, ci->peer, why);
+		authlog_add(h->authlog, "hub", u.device_id, ci->peer, false, AUTH_OTHER, why);
 		return MQTT_CONNACK_NOT_AUTHORIZED;
 	}
 	if (store_txn_begin(h->st, 0, &txn) == EMU_OK) {
@@ -147,17 +152,20 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	in.password_len = ci->password_len;
 	in.hub_host = u.host;
 	in.require_cn = h->cfg->hub_require_cn;
-	rc = hub_auth_check(&in, &expiry, why, sizeof(why));
+	rc = hub_auth_check(&in, &expiry, &cls, why, sizeof(why));
 	json_decref(device);
 	if (trusted)
 		sk_X509_pop_free(trusted, X509_free);
 	if (rc != EMU_OK) {
 		log_info("hub", "device '%s' from %s refused: %s", u.device_id, ci->peer, why);
+		authlog_add(h->authlog, "hub", u.device_id, ci->peer, false, cls, why);
 		return MQTT_CONNACK_NOT_AUTHORIZED;
 	}
 	if (u.module_id[0]) {
 		log_info("hub", "device '%s' module '%s' from %s refused: modules are not supported "
 			 "yet", u.device_id, u.module_id, ci->peer);
+		authlog_add(h->authlog, "hub", u.device_id, ci->peer, false, AUTH_OTHER,
+			    "modules are not supported yet");
 		return MQTT_CONNACK_NOT_AUTHORIZED;
 	}
 	/* One connection per identity: the newcomer wins, as on Azure. */
@@ -179,6 +187,8 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	if (expiry && expiry < (uint64_t)time(NULL) + MAX_SAS_TIMER_S)
 		c->sas_expiry = loop_timer_add(h->lp, (expiry - (uint64_t)time(NULL)) * 1000u,
 					       sas_expired, c);
+	authlog_add(h->authlog, "hub", c->device_id, ci->peer, true, AUTH_OK, why);
+	metrics_add(h->connected_devices, NULL, 1);
 	log_info("hub", "device '%s' connected from %s (%s%s)", c->device_id, ci->peer,
 		 ci->leaf ? "X.509" : "SAS", u.has_api_version ? "" : ", no api-version");
 	return MQTT_CONNACK_ACCEPTED;
@@ -237,7 +247,7 @@ static void twin_error(struct hub_conn *c, const struct hub_publish_topic *t, in
 	json_t *body;
 
 	clock_iso8601_now(ts);
-	rand_uuid(rid);
+	rand_uuid(RAND_ID_TRACKING, rid);
 	log_info("hub", "device '%s': twin request refused: %d %s", c->device_id, status, message);
 	/* Node ignores the status and looks for errorCode in the body. */
 	body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", code, "trackingId", rid, "message",
@@ -346,6 +356,7 @@ static int telemetry(struct hub_conn *c, const struct hub_publish_topic *t,
 		goto out;
 	log_debug("hub", "device '%s': telemetry #%lld (%zu bytes)", c->device_id, (long long)seq,
 		  len);
+	metrics_inc(c->h->telemetry_total, NULL);
 	hub_telemetry_notify(c->h, c->device_id);
 out:
 	if (rc != EMU_OK && rc != EMU_EPROTO)
@@ -401,6 +412,7 @@ static void hub_close(void *arg, struct mqtt_session *s)
 	if (!c)
 		return;
 	log_info("hub", "device '%s' disconnected", c->device_id);
+	metrics_add(h->connected_devices, NULL, -1);
 	loop_timer_cancel(h->lp, c->after_subscribe);
 	loop_timer_cancel(h->lp, c->sas_expiry);
 	if (c->prev)

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "svcauth.h"
 
 #include <openssl/pem.h>
@@ -59,6 +60,17 @@ int hub_new(const struct hub_deps *deps, struct hub **out)
 	h->cas = deps->cas;
 	h->http = deps->http;
 	h->telemetry_keep = deps->cfg->telemetry_keep;
+	h->authlog = deps->authlog;
+	h->connected_devices = metrics_gauge(deps->metrics, "dpsemu_connected_devices",
+					     "Devices connected to the hub over MQTT.", NULL);
+	h->telemetry_total = metrics_counter(deps->metrics, "dpsemu_telemetry_messages_total",
+					     "Device-to-cloud messages the hub accepted.", NULL);
+	h->c2d_total = metrics_counter(deps->metrics, "dpsemu_c2d_messages_total",
+				       "Cloud-to-device messages by event (queued, delivered, "
+				       "completed).", "event");
+	h->methods_total = metrics_counter(deps->metrics, "dpsemu_direct_methods_total",
+					   "Direct method invocations by result (answered, "
+					   "timeout, offline, cancelled).", "result");
 	if ((rc = store_table_open(h->st, "devices", &h->devices)) ||
 	    (rc = store_table_open(h->st, "twins", &h->twins)) ||
 	    (rc = store_table_open(h->st, "telemetry", &h->telemetry)) ||
@@ -73,6 +85,9 @@ int hub_new(const struct hub_deps *deps, struct hub **out)
 	}
 	if ((rc = load_issuing_chain(h, deps->issuing_chain_file)))
 		goto fail;
+	if (h->cfg->forward_mqtt && *h->cfg->forward_mqtt &&
+	    (rc = hub_forward_new(h->lp, h->cfg->forward_mqtt, &h->forward)))
+		goto fail;
 	if ((rc = hub_service_api_init(h, deps->http)) || (rc = hub_telemetry_init(h, deps->http)) ||
 	    (rc = hub_c2d_init(h, deps->http)) || (rc = hub_methods_init(h, deps->http)) ||
 	    (rc = hub_mqtt_init(h, deps->mqtt)))
@@ -84,12 +99,21 @@ fail:
 	return rc;
 }
 
+void hub_reset(struct hub *h)
+{
+	if (!h)
+		return;
+	hub_methods_cancel(h, "the emulator was reset");
+	hub_telemetry_cancel_waiters(h);
+}
+
 void hub_free(struct hub *h)
 {
 	if (!h)
 		return;
 	hub_telemetry_cancel_waiters(h);
-	hub_methods_cancel(h);
+	hub_methods_cancel(h, "the emulator is shutting down");
+	hub_forward_free(h->forward);
 	if (h->issuing_chain)
 		sk_X509_pop_free(h->issuing_chain, X509_free);
 	svcauth_free(h->auth);

@@ -2,6 +2,7 @@
 #ifndef DPSEMU_HUB_INTERNAL_H
 #define DPSEMU_HUB_INTERNAL_H
 
+#include "hub-sim/forward.h"
 #include "hub-sim/hub.h"
 #include "store.h"
 
@@ -11,6 +12,8 @@
 #define HUB_DEVICE_ID_MAX 128
 
 struct svcauth;
+struct authlog;
+struct metrics_family;
 struct http_req;
 struct mqtt_session;
 struct hub_conn;
@@ -33,6 +36,12 @@ struct hub {
 	uint32_t next_method_rid;
 	struct hub_waiter *waiters;    /* telemetry readers waiting for a message (telemetry.c) */
 	int telemetry_keep;            /* messages kept per device */
+	struct authlog *authlog;       /* device CONNECT decisions (borrowed, may be NULL) */
+	struct metrics_family *connected_devices;  /* gauge (metrics families may be NULL) */
+	struct metrics_family *telemetry_total;
+	struct metrics_family *c2d_total;          /* {event} */
+	struct metrics_family *methods_total;      /* {result} */
+	struct hub_forward *forward;   /* copies telemetry to a broker (forward.h), or NULL */
 };
 
 /* --- registry.c: the device identity registry ------------------------------ */
@@ -121,7 +130,10 @@ int hub_require_auth(struct hub *h, struct http_req *r);
 int hub_telemetry_add(struct hub *h, struct store_txn *txn, const char *device_id,
 		      const char *module_id, const void *body, size_t len, const json_t *properties,
 		      const json_t *system_properties, int64_t *seq);
-/* After the commit: answers readers waiting for this device's messages. */
+/* After the commit: answers readers waiting for this device's messages and
+ * forwards the message hub_telemetry_add stored to the broker, if any
+ * (hub_forward_stage / hub_forward_commit: a message is forwarded only once
+ * its transaction committed). */
 void hub_telemetry_notify(struct hub *h, const char *device_id);
 int hub_telemetry_init(struct hub *h, struct http_server *http);
 /* Answers every waiting reader (shutdown). */
@@ -163,8 +175,8 @@ void hub_methods_device_response(struct hub *h, struct hub_conn *c, const char *
 				 size_t rid_len, int status, const unsigned char *payload,
 				 size_t len);
 int hub_methods_init(struct hub *h, struct http_server *http);
-/* Fails every pending invocation (shutdown). */
-void hub_methods_cancel(struct hub *h);
+/* Fails every pending invocation with 503 and why (shutdown, reset). */
+void hub_methods_cancel(struct hub *h, const char *why);
 
 /* --- device_mqtt.c: per-connection state, shared with c2d.c and methods.c -- */
 

@@ -13,6 +13,7 @@
 #include "hub-sim/hub_wire.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "mqtt_server.h"
 
 #include <stdio.h>
@@ -51,11 +52,18 @@ static void call_free(struct hub_method_call *m)
 	free(m);
 }
 
+/* One invocation's end in dpsemu_direct_methods_total. */
+static void count_result(struct hub *h, const char *result)
+{
+	metrics_inc(h->methods_total, METRICS_LABELS(result));
+}
+
 static void on_timeout(void *arg)
 {
 	struct hub_method_call *m = arg;
 
 	m->timer = NULL; /* the loop frees a fired timer */
+	count_result(m->h, m->sent ? "timeout" : "offline");
 	if (m->sent)
 		hub_respond_method_error(m->req, 504, 504101, "Timed out waiting for the response "
 					 "from device '%s' to method '%s'.", m->device_id, m->name);
@@ -90,6 +98,7 @@ void hub_methods_device_online(struct hub *h, struct hub_conn *c)
 	for (m = h->calls; m; m = next) {
 		next = m->next;
 		if (!m->sent && strcmp(m->device_id, c->device_id) == 0 && send_call(m, c) != EMU_OK) {
+			count_result(h, "offline");
 			hub_respond_method_error(m->req, 404, 404103, "device '%s' went away",
 						 m->device_id);
 			call_free(m);
@@ -117,15 +126,17 @@ void hub_methods_device_response(struct hub *h, struct hub_conn *c, const char *
 	if (!body) /* not JSON: hand it over as text rather than lose it */
 		body = json_stringn((const char *)payload, len);
 	log_info("hub", "device '%s': method '%s' answered %d", m->device_id, m->name, status);
+	count_result(h, "answered");
 	http_respond_json(m->req, 200, json_pack("{s:i, s:o}", "status", status, "payload",
 						 body ? body : json_null()));
 	call_free(m);
 }
 
-void hub_methods_cancel(struct hub *h)
+void hub_methods_cancel(struct hub *h, const char *why)
 {
 	while (h->calls) {
-		hub_respond_method_error(h->calls->req, 503, 503000, "the emulator is shutting down");
+		count_result(h, "cancelled");
+		hub_respond_method_error(h->calls->req, 503, 503000, "%s", why);
 		call_free(h->calls);
 	}
 }
@@ -180,6 +191,7 @@ static void invoke(void *arg, struct http_req *r)
 	}
 	c = hub_conn_find(h, device_id);
 	if ((!c || !c->sub_methods) && connect_timeout == 0) {
+		count_result(h, "offline");
 		hub_respond_method_error(r, 404, 404103, "Timed out waiting for device '%s' to "
 					 "connect.", device_id);
 		goto out;
@@ -204,6 +216,7 @@ static void invoke(void *arg, struct http_req *r)
 	http_req_suspend(r);
 	if (c && c->sub_methods) {
 		if (send_call(m, c) != EMU_OK) {
+			count_result(h, "offline");
 			hub_respond_method_error(r, 404, 404103, "device '%s' is not reachable",
 						 device_id);
 			call_free(m);

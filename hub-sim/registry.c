@@ -103,12 +103,22 @@ static int next_etag(struct hub *h, struct store_txn *txn, char **out)
 	return *out ? EMU_OK : EMU_ENOMEM;
 }
 
-/* An 18-digit generation id: the current time in .NET ticks, as the hub makes them. */
+/* An 18-digit generation id: the current time in .NET ticks, as the hub makes
+ * them; in deterministic mode an 18-digit number from the id sequence. */
 static void new_generation_id(char out[24])
 {
 	struct timespec ts;
 	unsigned long long ticks;
 
+	if (rand_id_seeded()) {
+		unsigned char b[8];
+		rand_id_bytes(RAND_ID_GENERATION, b, sizeof(b));
+		ticks = 0;
+		for (int i = 0; i < 8; i++)
+			ticks = ticks << 8 | b[i];
+		snprintf(out, 24, "%llu", 600000000000000000ULL + ticks % 100000000000000000ULL);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ticks = TICKS_AT_EPOCH + (unsigned long long)ts.tv_sec * 10000000ULL +
 	        (unsigned long long)ts.tv_nsec / 100;

@@ -9,7 +9,10 @@
  * answers {"deviceId", "messages": [{sequenceNumber, enqueuedTimeUtc, body |
  * body + bodyEncoding "base64", properties, systemProperties, moduleId?}]}
  * with the messages after sequence number `since`; with `wait` it holds the
- * request until a message arrives or S seconds pass. */
+ * request until a message arrives or S seconds pass.
+ *
+ * With DPSEMU_FORWARD_MQTT each committed message also goes to a broker, as the
+ * same JSON plus its deviceId (forward.h). */
 #include "hub-sim/hub_internal.h"
 
 #include "clock.h"
@@ -78,7 +81,6 @@ int hub_telemetry_add(struct hub *h, struct store_txn *txn, const char *device_i
 			    system_properties ? json_deep_copy(system_properties) : json_object());
 	seq_key(device_id, n, key, sizeof(key));
 	rc = store_put_json(txn, h->telemetry, key, msg);
-	json_decref(msg);
 	if (rc == EMU_OK)
 		rc = store_put(txn, h->meta, meta_key, &n, sizeof(n));
 	if (rc == EMU_OK && n > h->telemetry_keep) {
@@ -86,6 +88,11 @@ int hub_telemetry_add(struct hub *h, struct store_txn *txn, const char *device_i
 		seq_key(device_id, n - h->telemetry_keep, key, sizeof(key));
 		store_del(txn, h->telemetry, key);
 	}
+	/* The broker gets this same JSON, once the transaction commits
+	 * (hub_telemetry_notify). */
+	if (rc == EMU_OK)
+		hub_forward_stage(h->forward, device_id, msg);
+	json_decref(msg);
 	if (rc == EMU_OK && seq)
 		*seq = n;
 	return rc;
@@ -170,6 +177,7 @@ void hub_telemetry_notify(struct hub *h, const char *device_id)
 {
 	struct hub_waiter *w, *next;
 
+	hub_forward_commit(h->forward, device_id);
 	for (w = h->waiters; w; w = next) {
 		json_t *messages;
 		next = w->next;

@@ -6,8 +6,8 @@
 #   scripts/deps.sh test    - plus what the test suite needs
 set -euo pipefail
 
-build_pkgs=(gcc make pkg-config libssl-dev libmicrohttpd-dev liblmdb-dev libjansson-dev libcurl4-openssl-dev)
-test_pkgs=(libcmocka-dev libmosquitto-dev openssl curl nodejs npm)
+build_pkgs=(gcc make pkg-config libssl-dev libmicrohttpd-dev liblmdb-dev libjansson-dev libcurl4-openssl-dev libmosquitto-dev)
+test_pkgs=(libcmocka-dev mosquitto mosquitto-clients openssl curl nodejs npm)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")

@@ -32,6 +32,9 @@ static json_t *device(const char *type, const char *status, X509 *thumb_of)
 	return d;
 }
 
+/* The class of the last check's decision. */
+static enum auth_reason cls;
+
 static int check(const char *id, json_t *dev, X509 *leaf, STACK_OF(X509) *chain,
 		 STACK_OF(X509) *trusted, int require_cn, char *why)
 {
@@ -39,7 +42,8 @@ static int check(const char *id, json_t *dev, X509 *leaf, STACK_OF(X509) *chain,
 				     .leaf = leaf, .chain = chain, .trusted = trusted,
 				     .hub_host = "localhost", .require_cn = require_cn };
 	uint64_t exp;
-	return hub_auth_check(&in, &exp, why, 256);
+	cls = AUTH_OTHER;
+	return hub_auth_check(&in, &exp, &cls, why, 256);
 }
 
 static void thumbprint_devices(void **state)
@@ -52,21 +56,29 @@ static void thumbprint_devices(void **state)
 	(void)state;
 
 	assert_int_equal(check("d1", dev, d1->cert, NULL, NULL, 1, why), EMU_OK);
+	assert_int_equal(cls, AUTH_OK);
+	assert_string_equal(why, "X.509 thumbprint");
 	assert_int_equal(check("d1", dev, other->cert, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "thumbprint"));
+	assert_int_equal(cls, AUTH_THUMBPRINT);
 	/* The thumbprint matches but the CN is not the device id: refused by
 	 * default, accepted under Azure's rule. */
 	assert_int_equal(check("d1", dev2, wrongcn->cert, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "CN 'd2'"));
+	assert_int_equal(cls, AUTH_CN_MISMATCH);
 	assert_int_equal(check("d1", dev2, wrongcn->cert, NULL, NULL, 0, why), EMU_OK);
+	assert_int_equal(cls, AUTH_OK);
 	/* No certificate, unknown or disabled device. */
 	assert_int_equal(check("d1", dev, NULL, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "no client certificate"));
+	assert_int_equal(cls, AUTH_NO_CERTIFICATE);
 	assert_int_equal(check("d1", NULL, d1->cert, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "not registered"));
+	assert_int_equal(cls, AUTH_UNKNOWN_DEVICE);
 	json_object_set_new(dev, "status", json_string("disabled"));
 	assert_int_equal(check("d1", dev, d1->cert, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "disabled"));
+	assert_int_equal(cls, AUTH_DISABLED);
 	json_decref(dev);
 	json_decref(dev2);
 	testcert_free(d1);
@@ -84,6 +96,7 @@ static void expired_thumbprint_device(void **state)
 
 	assert_int_equal(check("d1", dev, old->cert, NULL, NULL, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "expired"));
+	assert_int_equal(cls, AUTH_EXPIRED);
 	json_decref(dev);
 	testcert_free(old);
 }
@@ -101,14 +114,19 @@ static void ca_devices(void **state)
 	(void)state;
 
 	assert_int_equal(check("d1", dev, leaf->cert, chain, trusted, 1, why), EMU_OK);
+	assert_int_equal(cls, AUTH_OK);
+	assert_string_equal(why, "X.509 CA chain");
 	/* The CN rule holds for CA devices whatever the setting. */
 	assert_int_equal(check("d1", dev, bad->cert, chain, trusted, 0, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "CN 'd9'"));
+	assert_int_equal(cls, AUTH_CN_MISMATCH);
 	/* Intermediate not sent: the chain cannot be built. */
 	assert_int_equal(check("d1", dev, leaf->cert, NULL, trusted, 1, why), EMU_EAUTH);
 	assert_non_null(strstr(why, "verified CA"));
+	assert_int_equal(cls, AUTH_CHAIN);
 	assert_int_equal(check("d1", dev, leaf->cert, chain, wrong, 1, why), EMU_EAUTH);
 	assert_int_equal(check("d1", dev, leaf->cert, chain, NULL, 1, why), EMU_EAUTH);
+	assert_int_equal(cls, AUTH_CHAIN);
 	json_decref(dev);
 	sk_X509_pop_free(trusted, X509_free);
 	sk_X509_pop_free(chain, X509_free);
@@ -128,6 +146,7 @@ static void sas_devices(void **state)
 	size_t rawlen;
 	char *tok, *other;
 	uint64_t exp = 0;
+	enum auth_reason c = AUTH_OTHER;
 	char why[256];
 	struct hub_auth_input in = { .device_id = "d1", .module_id = "", .hub_host = "localhost",
 				     .require_cn = 1 };
@@ -141,14 +160,19 @@ static void sas_devices(void **state)
 	in.device = dev;
 	in.password = tok;
 	in.password_len = strlen(tok);
-	assert_int_equal(hub_auth_check(&in, &exp, why, sizeof(why)), EMU_OK);
+	assert_int_equal(hub_auth_check(&in, &exp, &c, why, sizeof(why)), EMU_OK);
 	assert_true(exp > (uint64_t)time(NULL));
+	assert_int_equal(c, AUTH_OK);
+	assert_string_equal(why, "SAS token");
 	in.password = other;
 	in.password_len = strlen(other);
-	assert_int_equal(hub_auth_check(&in, &exp, why, sizeof(why)), EMU_EAUTH);
+	assert_int_equal(hub_auth_check(&in, &exp, &c, why, sizeof(why)), EMU_EAUTH);
 	assert_non_null(strstr(why, "does not cover"));
+	assert_int_equal(c, AUTH_SAS);
 	in.password = NULL;
-	assert_int_equal(hub_auth_check(&in, &exp, why, sizeof(why)), EMU_EAUTH);
+	c = AUTH_OK;
+	assert_int_equal(hub_auth_check(&in, &exp, &c, why, sizeof(why)), EMU_EAUTH);
+	assert_int_equal(c, AUTH_SAS);
 	free(tok);
 	free(other);
 	free(raw);

@@ -147,6 +147,7 @@ static void test_individual_match(void **state)
 	assert_non_null(r.anchor);
 	assert_int_equal(X509_cmp(r.anchor, self1->cert), 0);
 	assert_int_equal(r.depth, 0);
+	assert_int_equal(r.cls, AUTH_OK);
 	match_result_clear(&r);
 	assert_null(r.anchor);
 
@@ -179,6 +180,7 @@ static void test_individual_mismatch_beats_groups(void **state)
 	assert_null(r.anchor);
 	expect_reason(&r, "does not match enrollment 'dev1'");
 	expect_reason(&r, "certificate thumbprint ");
+	assert_int_equal(r.cls, AUTH_THUMBPRINT);
 	match_result_clear(&r);
 	enrollment_free(e);
 	enrollment_free(g);
@@ -194,6 +196,7 @@ static void test_individual_disabled(void **state)
 	assert_int_equal(r.outcome, MATCH_DISABLED);
 	assert_ptr_equal(r.enrollment, e);
 	expect_reason(&r, "enrollment 'dev1' is disabled");
+	assert_int_equal(r.cls, AUTH_DISABLED);
 	match_result_clear(&r);
 	enrollment_free(e);
 }
@@ -208,6 +211,7 @@ static void test_individual_other_attestation(void **state)
 	match_x509("dev1", self1->cert, NULL, e, NULL, 0, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "uses symmetricKey attestation, not X.509");
+	assert_int_equal(r.cls, AUTH_OTHER);
 	match_result_clear(&r);
 	enrollment_free(e);
 }
@@ -224,6 +228,7 @@ static void test_individual_expired(void **state)
 	match_x509("dev1", old->cert, NULL, e, NULL, 0, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "certificate has expired");
+	assert_int_equal(r.cls, AUTH_EXPIRED);
 	match_result_clear(&r);
 	/* valid when "now" is inside the validity period */
 	match_x509("dev1", old->cert, NULL, e, NULL, 0, NULL, NULL, time(NULL) - 5 * DAY, &r);
@@ -241,12 +246,14 @@ static void test_cn_mismatch(void **state)
 	match_x509("dev2", self1->cert, NULL, e, NULL, 0, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "leaf certificate CN 'dev1' does not match registration ID 'dev2'");
+	assert_int_equal(r.cls, AUTH_CN_MISMATCH);
 	match_result_clear(&r);
 	enrollment_free(e);
 
 	match_x509("dev1", NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "no client certificate");
+	assert_int_equal(r.cls, AUTH_NO_CERTIFICATE);
 	match_result_clear(&r);
 }
 
@@ -325,6 +332,7 @@ static void test_group_disabled_nearest_refuses(void **state)
 	assert_int_equal(r.outcome, MATCH_DISABLED);
 	assert_ptr_equal(r.enrollment, g[1]);
 	expect_reason(&r, "enrollment group 'inter-disabled' is disabled");
+	assert_int_equal(r.cls, AUTH_DISABLED);
 	match_result_clear(&r);
 	{
 		struct enrollment *rev[2] = {g[1], g[0]};
@@ -361,6 +369,7 @@ static void test_group_ca_references(void **state)
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "CA reference 'unverified-root' is not verified");
 	expect_reason(&r, "no enrollment group CA is in the certificate chain");
+	assert_int_equal(r.cls, AUTH_CHAIN);
 	match_result_clear(&r);
 
 	/* without a resolver every reference is unusable */
@@ -390,6 +399,7 @@ static void test_group_missing_intermediate(void **state)
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "no enrollment group CA is in the certificate chain (leaf issuer "
 	                  "CN=Contoso Intermediate)");
+	assert_int_equal(r.cls, AUTH_UNKNOWN_DEVICE);
 	match_result_clear(&r);
 	enrollment_free(g);
 
@@ -405,6 +415,7 @@ static void test_group_missing_intermediate(void **state)
 	match_x509("dev1", leaf->cert, NULL, NULL, NULL, 0, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "no individual enrollment for 'dev1' and no X.509 enrollment group");
+	assert_int_equal(r.cls, AUTH_UNKNOWN_DEVICE);
 	match_result_clear(&r);
 }
 
@@ -418,6 +429,7 @@ static void test_group_wrong_intermediate_sent(void **state)
 	match_x509("dev1", leaf->cert, chain, NULL, &g, 1, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "enrollment group 'root-group': depth 0 CN=dev1");
+	assert_int_equal(r.cls, AUTH_CHAIN);
 	match_result_clear(&r);
 	enrollment_free(g);
 	sk_X509_pop_free(chain, X509_free);
@@ -436,6 +448,7 @@ static void test_group_expired_leaf(void **state)
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "enrollment group 'inter-group': depth 0 CN=dev1: certificate has "
 	                  "expired");
+	assert_int_equal(r.cls, AUTH_EXPIRED);
 	match_result_clear(&r);
 	enrollment_free(g);
 	testcert_free(old);
@@ -459,6 +472,7 @@ static void test_group_expired_intermediate(void **state)
 	match_x509("dev1", dev->cert, chain, NULL, &g, 1, NULL, NULL, 0, &r);
 	assert_int_equal(r.outcome, MATCH_REFUSED);
 	expect_reason(&r, "CN=Old Intermediate: certificate has expired");
+	assert_int_equal(r.cls, AUTH_CHAIN);
 	match_result_clear(&r);
 	enrollment_free(g);
 	testcert_free(dev);

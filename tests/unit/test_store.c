@@ -221,6 +221,38 @@ static void test_clear_and_tables_separate(void **state)
 	assert_int_equal(store_txn_commit(txn), EMU_OK);
 }
 
+static void test_clear_all(void **state)
+{
+	struct fx *f = *state;
+	struct store_txn *txn = NULL;
+	store_table other, again;
+	const void *val;
+	size_t len;
+
+	assert_int_equal(store_table_open(f->st, "other", &other), EMU_OK);
+	/* Opening a table twice registers it once. */
+	assert_int_equal(store_table_open(f->st, "other", &again), EMU_OK);
+	assert_int_equal(again, other);
+	assert_int_equal(store_txn_begin(f->st, 1, &txn), EMU_OK);
+	put_str(txn, f->t, "a", "1");
+	put_str(txn, f->t, "b", "2");
+	put_str(txn, other, "c", "3");
+	assert_int_equal(store_txn_commit(txn), EMU_OK);
+	assert_int_equal(store_clear_all(f->st), EMU_OK);
+	assert_int_equal(store_txn_begin(f->st, 0, &txn), EMU_OK);
+	assert_int_equal(store_get(txn, f->t, "a", &val, &len), EMU_ENOTFOUND);
+	assert_int_equal(store_get(txn, f->t, "b", &val, &len), EMU_ENOTFOUND);
+	assert_int_equal(store_get(txn, other, "c", &val, &len), EMU_ENOTFOUND);
+	store_txn_abort(txn);
+	/* The tables stay usable. */
+	assert_int_equal(store_txn_begin(f->st, 1, &txn), EMU_OK);
+	put_str(txn, other, "d", "4");
+	assert_int_equal(store_txn_commit(txn), EMU_OK);
+	assert_int_equal(store_txn_begin(f->st, 0, &txn), EMU_OK);
+	check_value(txn, other, "d", "4");
+	store_txn_abort(txn);
+}
+
 static void test_json_values(void **state)
 {
 	struct fx *f = *state;
@@ -364,6 +396,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_keys, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_iter_order_and_after, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clear_and_tables_separate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clear_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_json_values, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_abort_discards, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
