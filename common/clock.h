@@ -30,6 +30,9 @@ uint64_t clock_mono_us(void);
 void clock_iso8601_now(char out[32]);
 /* Formats t (UTC, whole seconds) as "2022-08-31T22:02:50Z" into out[32]. */
 void clock_iso8601(time_t t, char out[32]);
+/* Parses "2026-11-23T04:00:00Z", with optional fractional seconds and a Z or
+ * +hh:mm / -hh:mm offset, into *out. Returns EMU_OK or EMU_EINVAL. */
+int clock_parse_iso8601(const char *s, time_t *out);
 
 /* Fills out with n cryptographically random bytes; returns EMU_OK or EMU_ECRYPTO.
  * Not affected by rand_id_seed: use it for keys, serials and codes. */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_C2D_BODY 65536 /* Azure's C2D size limit */
 
@@ -156,6 +157,29 @@ static int free_slot(const struct hub_conn *c)
 	return -1;
 }
 
+/* Removes a delivered or expired message from the queue. */
+static void delete_message(struct hub *h, const char *key)
+{
+	struct store_txn *txn = NULL;
+
+	if (store_txn_begin(h->st, 1, &txn) != EMU_OK)
+		return;
+	if (store_del(txn, h->c2d, key) == EMU_OK)
+		store_txn_commit(txn);
+	else
+		store_txn_abort(txn);
+}
+
+/* True when the message's expiryTimeUtc has passed. */
+static int expired(const json_t *msg, time_t now)
+{
+	const char *exp = json_string_value(
+		json_object_get(json_object_get(msg, "systemProperties"), "expiryTimeUtc"));
+	time_t t;
+
+	return exp && clock_parse_iso8601(exp, &t) == EMU_OK && t <= now;
+}
+
 /* Publishes one queued message; returns EMU_OK or an error (logged). */
 static int send_one(struct hub_conn *c, const char *key, const json_t *msg, int slot)
 {
@@ -185,7 +209,12 @@ static int send_one(struct hub_conn *c, const char *key, const json_t *msg, int 
 		c->inflight[slot].packet_id = pid;
 		snprintf(c->inflight[slot].key, sizeof(c->inflight[slot].key), "%s", key);
 		log_debug("hub", "device '%s': C2D %s delivered (packet %u)", c->device_id, key, pid);
-	} else if (rc != EMU_OK) {
+	} else if (rc == EMU_OK) {
+		/* Subscribed at QoS 0: delivered at most once, nothing will acknowledge it. */
+		delete_message(c->h, key);
+		log_info("hub", "device '%s': C2D message %s delivered at QoS 0 (complete)",
+			 c->device_id, key);
+	} else {
 		log_warn("hub", "device '%s': C2D %s not deliverable: %s", c->device_id, key,
 			 emu_strerror(rc));
 	}
@@ -218,6 +247,12 @@ void hub_c2d_deliver(struct hub *h, struct hub_conn *c)
 		int slot;
 		if (inflight_has(c, key))
 			continue;
+		if (expired(json_object_get(it, "message"), time(NULL))) {
+			delete_message(h, key);
+			log_info("hub", "device '%s': C2D message %s expired undelivered", c->device_id,
+				 key);
+			continue;
+		}
 		if ((slot = free_slot(c)) < 0)
 			break; /* the rest goes out as the device acknowledges */
 		if (send_one(c, key, json_object_get(it, "message"), slot) != EMU_OK)
@@ -228,18 +263,11 @@ void hub_c2d_deliver(struct hub *h, struct hub_conn *c)
 
 void hub_c2d_acked(struct hub *h, struct hub_conn *c, uint16_t packet_id)
 {
-	struct store_txn *txn = NULL;
-
 	for (int i = 0; i < HUB_C2D_INFLIGHT; i++) {
 		if (c->inflight[i].packet_id != packet_id)
 			continue;
 		c->inflight[i].packet_id = 0;
-		if (store_txn_begin(h->st, 1, &txn) == EMU_OK) {
-			if (store_del(txn, h->c2d, c->inflight[i].key) == EMU_OK)
-				store_txn_commit(txn);
-			else
-				store_txn_abort(txn);
-		}
+		delete_message(h, c->inflight[i].key);
 		log_info("hub", "device '%s': C2D message %s completed", c->device_id,
 			 c->inflight[i].key);
 		metrics_inc(h->c2d_total, METRICS_LABELS("completed"));
@@ -289,6 +317,16 @@ static json_t *message_from_request(struct hub *h, struct http_req *r, const cha
 		hub_respond_error(r, 400, "MessageTooLarge", "message body of %zu bytes exceeds %d",
 				  raw_len, MAX_C2D_BODY);
 		goto out;
+	}
+	{
+		json_t *exp = json_object_get(req, "expiryTimeUtc");
+		time_t t;
+		if (exp && (!json_is_string(exp) ||
+			    clock_parse_iso8601(json_string_value(exp), &t) != EMU_OK)) {
+			hub_respond_error(r, 400, "ArgumentInvalid", "\"expiryTimeUtc\" must be an "
+					  "ISO-8601 time such as 2026-11-23T04:00:00Z");
+			goto out;
+		}
 	}
 	sys = json_object();
 	for (size_t i = 0; i < sizeof(system_names) / sizeof(system_names[0]); i++) {

@@ -48,7 +48,7 @@ int hub_conn_is_connected(struct hub *h, const char *device_id)
 int64_t hub_conn_last_activity(struct hub *h, const char *device_id)
 {
 	struct hub_conn *c = hub_conn_find(h, device_id);
-	return c ? (int64_t)time(NULL) : 0;
+	return c ? c->last_activity : 0; /* disconnected: the stored value stands */
 }
 
 void hub_conn_close(struct hub *h, const char *device_id, const char *reason)
@@ -182,6 +182,8 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 		h->conns->prev = c;
 	h->conns = c;
 	mqtt_session_set_data(s, c);
+	c->last_activity = (int64_t)time(NULL);
+	hub_registry_note_connection(h, c->device_id, 0);
 	/* MQTT cannot renew a token in-band: the hub drops the connection when the
 	 * token expires and the SDK reconnects with a new one. */
 	if (expiry && expiry < (uint64_t)time(NULL) + MAX_SAS_TIMER_S)
@@ -375,6 +377,7 @@ static int hub_publish(void *arg, struct mqtt_session *s, const char *topic,
 	(void)arg;
 	(void)qos;
 
+	c->last_activity = (int64_t)time(NULL);
 	if (hub_wire_parse_publish(c->device_id, c->module_id, topic, &t) != EMU_OK) {
 		log_info("hub", "device '%s': publish refused: %s", c->device_id, t.reason);
 		return EMU_EPROTO;
@@ -412,6 +415,7 @@ static void hub_close(void *arg, struct mqtt_session *s)
 	if (!c)
 		return;
 	log_info("hub", "device '%s' disconnected", c->device_id);
+	hub_registry_note_connection(h, c->device_id, c->last_activity);
 	metrics_add(h->connected_devices, NULL, -1);
 	loop_timer_cancel(h->lp, c->after_subscribe);
 	loop_timer_cancel(h->lp, c->sas_expiry);

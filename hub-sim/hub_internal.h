@@ -60,6 +60,12 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 		     const json_t *body, const char *if_match, json_t **out, char *why,
 		     size_t whylen);
 
+/* Records a connect or disconnect on the stored device record:
+ * connectionStateUpdatedTime = now and, when last_activity > 0,
+ * lastActivityTime. These are runtime fields: the etag stays. Errors are
+ * logged (a lost time stamp must not fail a connection). */
+void hub_registry_note_connection(struct hub *h, const char *device_id, int64_t last_activity);
+
 /* The API view of a stored device: connection state and activity merged in
  * from the live connection table, and cloudToDeviceMessageCount counted in txn
  * (read or write; the stored count stays when the queue is unreadable, logged).
@@ -191,6 +197,7 @@ struct hub_conn {
 	int sub_c2d, sub_twin, sub_desired, sub_methods;
 	struct loop_timer *after_subscribe; /* deliver C2D / methods once SUBACK is out */
 	struct loop_timer *sas_expiry;      /* closes a SAS connection when its token expires */
+	int64_t last_activity;              /* unix seconds of the last packet from the device */
 	struct {
 		uint16_t packet_id;            /* 0 = free slot */
 		char key[HUB_DEVICE_ID_MAX + 32];

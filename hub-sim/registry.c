@@ -582,6 +582,38 @@ out:
 	return rc;
 }
 
+void hub_registry_note_connection(struct hub *h, const char *device_id, int64_t last_activity)
+{
+	struct store_txn *txn = NULL;
+	json_t *dev = NULL;
+	char ts[32];
+
+	if (store_txn_begin(h->st, 1, &txn) != EMU_OK)
+		goto fail;
+	if (hub_registry_get(h, txn, device_id, &dev) != EMU_OK) {
+		store_txn_abort(txn); /* deleted meanwhile: nothing to note */
+		return;
+	}
+	clock_iso8601(time(NULL), ts);
+	json_object_set_new(dev, "connectionStateUpdatedTime", json_string(ts));
+	if (last_activity > 0) {
+		clock_iso8601((time_t)last_activity, ts);
+		json_object_set_new(dev, "lastActivityTime", json_string(ts));
+	}
+	if (store_put_json(txn, h->devices, device_id, dev) != EMU_OK) {
+		store_txn_abort(txn);
+		goto fail;
+	}
+	json_decref(dev);
+	if (store_txn_commit(txn) == EMU_OK)
+		return;
+	log_warn("hub", "device '%s': connection time stamps not saved", device_id);
+	return;
+fail:
+	json_decref(dev);
+	log_warn("hub", "device '%s': connection time stamps not saved", device_id);
+}
+
 json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *device)
 {
 	const char *id = json_string_value(json_object_get(device, "deviceId"));
