@@ -46,6 +46,7 @@ struct app {
 	struct ca_registry *cas;
 	struct dps *dps;
 	struct hub *hub;
+	char *check_store; /* --check: temporary store directory, else NULL */
 	struct metrics *metrics;  /* GET /metrics */
 	struct authlog *authlog;  /* GET /_emulator/auth-log */
 	int deterministic;        /* ids from the seeded generator (DPSEMU_DETERMINISTIC/SEED) */
@@ -294,7 +295,12 @@ static int app_start(struct app *a)
 		log_error("main", "issuing CA: %s", why);
 		return rc;
 	}
-	snprintf(path, sizeof(path), "%s/store", a->cfg.data_dir);
+	if (a->check_store) {
+		/* --check: seed files are loaded into a throw-away store. */
+		snprintf(path, sizeof(path), "%s", a->check_store);
+	} else {
+		snprintf(path, sizeof(path), "%s/store", a->cfg.data_dir);
+	}
 	if ((rc = store_open(path, (size_t)a->cfg.store_map_mb, &a->st)))
 		return rc;
 	if ((rc = loop_new(&a->lp)) || (rc = setup_signals(a)))
@@ -366,11 +372,24 @@ static void app_stop(struct app *a)
 	cfg_free(&a->cfg);
 }
 
+/* Removes the --check store (LMDB files in one flat directory). */
+static void remove_tree(const char *dir)
+{
+	static const char *const files[] = { "data.mdb", "lock.mdb" };
+	char path[1100];
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
 	struct app a;
-	char why[512];
-	int help = 0, rc, level;
+	char why[512], tmp[] = "/tmp/dpsemu-check-XXXXXX";
+	int help = 0, check = 0, rc, level;
 
 	if (argc > 1 && strcmp(argv[1], "certs") == 0)
 		return certs_tool_main(argc - 1, argv + 1);
@@ -378,6 +397,14 @@ int main(int argc, char **argv)
 		return health_main(argc - 1, argv + 1);
 	memset(&a, 0, sizeof(a));
 	a.sigfd = -1;
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--check") == 0) {
+			/* Not a setting: take it out before the settings are read. */
+			check = 1;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+			argc--;
+			break;
+		}
 	if (cfg_load(&a.cfg, argc, argv, &help, why, sizeof(why)) != EMU_OK) {
 		fprintf(stderr, "dpsemu: %s\n", why);
 		cfg_free(&a.cfg);
@@ -408,7 +435,30 @@ int main(int argc, char **argv)
 		cfg_free(&a.cfg);
 		return 2;
 	}
+	if (check) {
+		/* Everything a start does -- settings, PKI, seed files, listeners -- on
+		 * free ports and with a throw-away store, then stop. */
+		a.cfg.mqtt_port = 0;
+		a.cfg.https_port = 0;
+		if (!mkdtemp(tmp)) {
+			fprintf(stderr, "dpsemu: --check: cannot create a temporary directory\n");
+			cfg_free(&a.cfg);
+			return 1;
+		}
+		a.check_store = tmp;
+	}
 	rc = app_start(&a);
+	if (check) {
+		app_stop(&a);
+		remove_tree(tmp);
+		if (rc != EMU_OK) {
+			fprintf(stderr, "dpsemu: configuration check failed: %s (see above)\n",
+				emu_strerror(rc));
+			return 1;
+		}
+		fprintf(stderr, "dpsemu: configuration OK\n");
+		return 0;
+	}
 	if (rc != EMU_OK) {
 		log_error("main", "start-up failed: %s", emu_strerror(rc));
 		app_stop(&a);
