@@ -26,6 +26,14 @@ if [ ! -x "$bin" ]; then
 	exit 2
 fi
 
+# The suites use node:test features of Node 20 (--test-concurrency, hooks).
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$major" -lt 20 ]; then
+	echo "$0: Node.js 20 or later is needed for the test suites; found $(node --version 2>/dev/null || echo none)." >&2
+	echo "  (Debian 12's nodejs package is 18: install Node 20 from your usual source.)" >&2
+	exit 2
+fi
+
 # Install the pinned packages when node_modules is missing or older than the
 # lockfile. npm writes node_modules/.package-lock.json on every install.
 stamp=$node_dir/node_modules/.package-lock.json
