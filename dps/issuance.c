@@ -9,6 +9,7 @@
  * Errors carry emulator-specific 4002xx codes (Azure has not published its own). */
 #include "dps/dps_internal.h"
 
+#include "buf.h"
 #include "certs/issue.h"
 #include "certs/x509.h"
 #include "cfg.h"
@@ -277,6 +278,31 @@ static void list_issued(void *arg, struct http_req *r)
 	http_respond_json(r, 200, json_pack("{s:o}", "value", l.items));
 }
 
+/* The chain devices' issued certificates lead to: the issuing CA, then the
+ * root, as PEM (the same as the data dir's device-ca-chain.pem). */
+static void get_issuing_chain(void *arg, struct http_req *r)
+{
+	struct dps *d = arg;
+	STACK_OF(X509) *chain = issue_ca_chain(d->issuer);
+	struct buf pem;
+
+	if (svcauth_require(d->auth, r) != EMU_OK)
+		return;
+	buf_init(&pem, 0);
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		char *one = x509_to_pem(sk_X509_value(chain, i));
+		if (!one || buf_append_str(&pem, one) != EMU_OK) {
+			free(one);
+			buf_free(&pem);
+			http_respond_error(r, 500, 500000, "out of memory");
+			return;
+		}
+		free(one);
+	}
+	http_respond(r, 200, "application/x-pem-file", pem.data ? (char *)pem.data : "", pem.len);
+	buf_free(&pem);
+}
+
 int dps_issuance_init(struct dps *d, struct http_server *http, char *why, size_t whylen)
 {
 	struct policy_parse pp = { .d = d };
@@ -302,5 +328,7 @@ int dps_issuance_init(struct dps *d, struct http_server *http, char *why, size_t
 	if ((rc = store_table_open(d->st, "issuedCertificates", &d->issued)) ||
 	    (rc = store_table_open(d->st, "issuedKeys", &d->issued_keys)))
 		return rc;
-	return http_route(http, "GET", "/_emulator/issuedCertificates", list_issued, d);
+	if ((rc = http_route(http, "GET", "/_emulator/issuedCertificates", list_issued, d)))
+		return rc;
+	return http_route(http, "GET", "/_emulator/issuingCaChain", get_issuing_chain, d);
 }

@@ -259,6 +259,17 @@ test('the published issuing chain: an issuing CA under a self-signed root', () =
 	assert.ok(!issuing.x509.checkIssued(issuing.x509), 'the issuing CA is not self-signed');
 });
 
+test('the issuing chain is published over HTTPS too, to holders of the service key', async () => {
+	const res = await fx.svc.get('/_emulator/issuingCaChain');
+	assert.equal(res.status, 200, describe(res));
+	assert.match(res.headers['content-type'], /pem/);
+	const pems = splitPem(res.text);
+	assert.equal(pems.length, 2, 'issuing CA, then root');
+	assert.ok(new crypto.X509Certificate(pems[0]).raw.equals(issuing.x509.raw));
+	assert.ok(new crypto.X509Certificate(pems[1]).raw.equals(root.x509.raw));
+	assertAzureError(await fx.svc.get('/_emulator/issuingCaChain', { auth: null }), 401, 401002);
+});
+
 test('enrollments name configured credential policies only', async () => {
 	const res = await fx.svc.put('/enrollmentGroups/grp-unknown-policy',
 		x509Group('grp-unknown-policy', plainRoot.pem, { credentialPolicyName: 'no-such-policy' }));
