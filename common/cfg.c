@@ -241,7 +241,9 @@ void cfg_print_help(FILE *out)
 	char envname[64], flag[64];
 
 	fprintf(out, "Usage: dpsemu [--flag value ...]\n"
-		     "       dpsemu certs <command> ...   (certificate tool; dpsemu certs help)\n\n"
+		     "       dpsemu --check              (validate the configuration and exit)\n"
+		     "       dpsemu certs <command> ...   (certificate tool; dpsemu certs help)\n"
+		     "       dpsemu health [--url URL] [--ca FILE]   (query /health; exit 0 when healthy)\n\n"
 		     "Every setting is a flag and an environment variable:\n\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		env_name(&opts[i], envname, sizeof(envname));

@@ -89,6 +89,8 @@ struct options {
 	enum csr_key csr_key; /* CSR_NONE: no certificate is requested */
 	const char *out_dir;  /* where the issued credentials go */
 	int hub_check;
+	const char *hub_host; /* where the hub answers: --hub-host, default --host */
+	int hub_port;         /* --hub-port, default --port */
 	const char *message; /* telemetry body for --hub-check */
 };
 
@@ -179,7 +181,7 @@ static void usage(FILE *out)
 	        "         [--payload JSON] [--body-mode json|empty] [--timeout SECONDS]\n"
 	        "         [--qos 0|1] [--verbose]\n"
 	        "         [--csr-key-type p256|p384|rsa2048 | --csr] [--out-dir DIR]\n"
-	        "         [--hub-check [--message TEXT]]\n"
+	        "         [--hub-check [--hub-host H] [--hub-port P] [--message TEXT]]\n"
 	        "\n"
 	        "Registers a device with DPS over MQTT/TLS and prints the final response.\n"
 	        "--cert is the client certificate chain (leaf first); without --cert/--key\n"
@@ -190,8 +192,9 @@ static void usage(FILE *out)
 	        "says otherwise) and, once assigned, writes DIR/device.key (mode 0600),\n"
 	        "DIR/device.pem (the issued certificate) and DIR/device-chain.pem (certificate,\n"
 	        "issuing CA, root). --out-dir is required with a CSR.\n"
-	        "--hub-check: after the assignment, connects to the assigned hub (at --host\n"
-	        "--port) as the device, with the issued certificate (or --cert without a CSR),\n"
+	        "--hub-check: after the assignment, connects to the assigned hub (at --hub-host\n"
+	        "--hub-port, which default to --host --port: DPS and hub share them unless they\n"
+	        "run apart) as the device, with the issued certificate (or --cert without a CSR),\n"
 	        "and sends one telemetry message at QoS 1 (--message, default " DEFAULT_MESSAGE
 	        ").\n"
 	        "\n"
@@ -302,6 +305,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	    {"csr", no_argument, NULL, 'C'},
 	    {"out-dir", required_argument, NULL, 'o'},
 	    {"hub-check", no_argument, NULL, 'u'},
+	    {"hub-host", required_argument, NULL, 'g'},
+	    {"hub-port", required_argument, NULL, 'G'},
 	    {"message", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
@@ -362,6 +367,15 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			break;
 		case 'u':
 			opt->hub_check = 1;
+			break;
+		case 'g':
+			opt->hub_host = optarg;
+			break;
+		case 'G':
+			if (parse_int(optarg, 1, 65535, &opt->hub_port) != 0) {
+				say("--hub-port: '%s' is not a port number", optarg);
+				return -1;
+			}
 			break;
 		case 'm':
 			opt->message = optarg;
@@ -437,6 +451,10 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	}
 	if (opt->hub_check && opt->csr_key == CSR_NONE && !opt->cert) {
 		say("--hub-check needs a certificate: --csr-key-type, or --cert and --key");
+		return -1;
+	}
+	if ((opt->hub_host || opt->hub_port) && !opt->hub_check) {
+		say("--hub-host and --hub-port need --hub-check");
 		return -1;
 	}
 	if (opt->message && !opt->hub_check) {
@@ -1338,6 +1356,8 @@ static int hub_check(const struct options *opt, const char *hub, const char *dev
 	struct hub_session h;
 	struct mosquitto *mosq = NULL;
 	int64_t deadline = now_ms() + (int64_t)opt->timeout_s * 1000;
+	const char *hub_host = opt->hub_host ? opt->hub_host : opt->host;
+	int hub_port = opt->hub_port ? opt->hub_port : opt->port;
 	int rc;
 
 	memset(&h, 0, sizeof(h));
@@ -1351,11 +1371,11 @@ static int hub_check(const struct options *opt, const char *hub, const char *dev
 	mosq = hub_client_new(opt, &h, hub, key, chain);
 	if (!mosq)
 		return EXIT_ERROR;
-	say("connecting to hub %s at %s:%d as device %s (%s)", hub, opt->host, opt->port, device_id,
+	say("connecting to hub %s at %s:%d as device %s (%s)", hub, hub_host, hub_port, device_id,
 	    chain ? "issued certificate" : "--cert");
-	rc = mosquitto_connect(mosq, opt->host, opt->port, KEEPALIVE_S);
+	rc = mosquitto_connect(mosq, hub_host, hub_port, KEEPALIVE_S);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		say("cannot connect to %s:%d: %s", opt->host, opt->port,
+		say("cannot connect to %s:%d: %s", hub_host, hub_port,
 		    rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		say_openssl_errors();
 		goto cleanup;
