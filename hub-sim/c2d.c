@@ -398,7 +398,7 @@ static void send_message(void *arg, struct http_req *r)
 					    json_object_get(json_object_get(msg, "systemProperties"),
 							    "messageId"),
 					    "sequenceNumber", (json_int_t)seq));
-	if ((c = hub_conn_find(h, device_id)))
+	if ((c = hub_conn_find(h, device_id, NULL)))
 		hub_c2d_deliver(h, c);
 out:
 	store_txn_abort(txn);

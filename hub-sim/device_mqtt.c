@@ -1,9 +1,12 @@
 /* device_mqtt.c - the hub's device protocol over MQTT.
  *
- * A CONNECT whose username is {host}/{deviceId}/?api-version=... belongs to the
- * hub. The device authenticates with its certificate (thumbprint or CA chain,
- * CN = device id) or a SAS token; a refusal is CONNACK 5 with the reason in
- * the log. A device reaches only its own topics: anything else disconnects it.
+ * A CONNECT whose username is {host}/{deviceId}[/{moduleId}]/?api-version=...
+ * belongs to the hub. The device or module authenticates with its certificate
+ * (thumbprint or CA chain, CN = device id or "deviceId/moduleId") or a SAS
+ * token, against its own registry record; a refusal is CONNACK 5 with the
+ * reason in the log. An identity reaches only its own topics: anything else
+ * disconnects it. A module's twin topics act on the module twin; modules
+ * receive no C2D.
  * Telemetry is committed before its PUBACK; twin requests are answered on
  * $iothub/twin/res/...; C2D and direct methods go out when the device has
  * subscribed to them. */
@@ -32,38 +35,47 @@
 #define MAX_D2C_MESSAGE 262144 /* Azure's device-to-cloud limit */
 #define MAX_SAS_TIMER_S (366u * 86400u) /* tokens valid longer are not timed */
 
-struct hub_conn *hub_conn_find(struct hub *h, const char *device_id)
+static const char *mod_or_empty(const char *module_id)
 {
+	return module_id ? module_id : "";
+}
+
+struct hub_conn *hub_conn_find(struct hub *h, const char *device_id, const char *module_id)
+{
+	const char *m = mod_or_empty(module_id);
+
 	for (struct hub_conn *c = h->conns; c; c = c->next)
-		if (!c->module_id[0] && strcmp(c->device_id, device_id) == 0)
+		if (strcmp(c->module_id, m) == 0 && strcmp(c->device_id, device_id) == 0)
 			return c;
 	return NULL;
 }
 
-int hub_conn_is_connected(struct hub *h, const char *device_id)
+int hub_conn_is_connected(struct hub *h, const char *device_id, const char *module_id)
 {
-	return hub_conn_find(h, device_id) != NULL;
+	return hub_conn_find(h, device_id, module_id) != NULL;
 }
 
-int64_t hub_conn_last_activity(struct hub *h, const char *device_id)
+int64_t hub_conn_last_activity(struct hub *h, const char *device_id, const char *module_id)
 {
-	struct hub_conn *c = hub_conn_find(h, device_id);
+	struct hub_conn *c = hub_conn_find(h, device_id, module_id);
 	return c ? c->last_activity : 0; /* disconnected: the stored value stands */
 }
 
-void hub_conn_close(struct hub *h, const char *device_id, const char *reason)
+void hub_conn_close(struct hub *h, const char *device_id, const char *module_id,
+		    const char *reason)
 {
 	for (struct hub_conn *c = h->conns; c; c = c->next)
-		if (strcmp(c->device_id, device_id) == 0) {
-			log_info("hub", "device '%s': disconnecting: %s", device_id, reason);
+		if (strcmp(c->device_id, device_id) == 0 &&
+		    (!module_id || strcmp(c->module_id, module_id) == 0)) {
+			log_info("hub", "device '%s': disconnecting: %s", c->key, reason);
 			mqtt_session_close(c->s, reason);
 		}
 }
 
-void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *patch,
-			   int64_t version)
+void hub_conn_push_desired(struct hub *h, const char *device_id, const char *module_id,
+			   const json_t *patch, int64_t version)
 {
-	struct hub_conn *c = hub_conn_find(h, device_id);
+	struct hub_conn *c = hub_conn_find(h, device_id, module_id);
 	char topic[128], *body;
 
 	if (!c || !c->sub_desired)
@@ -74,7 +86,7 @@ void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *p
 	if (body) {
 		/* Desired pushes go out at QoS 0, as the real hub sends them. */
 		mqtt_session_publish(c->s, topic, body, strlen(body), 0, NULL);
-		log_debug("hub", "device '%s': desired properties $version %lld pushed", device_id,
+		log_debug("hub", "device '%s': desired properties $version %lld pushed", c->key,
 			  (long long)version);
 	}
 	free(body);
@@ -110,7 +122,7 @@ static void sas_expired(void *arg)
 	struct hub_conn *c = arg;
 
 	c->sas_expiry = NULL; /* fired: the loop frees it */
-	log_info("hub", "device '%s': SAS token expired, disconnecting", c->device_id);
+	log_info("hub", "device '%s': SAS token expired, disconnecting", c->key);
 	mqtt_session_close(c->s, "SAS token expired");
 }
 
@@ -121,8 +133,11 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	struct hub_auth_input in;
 	struct store_txn *txn = NULL;
 	struct hub_conn *c, *old;
-	json_t *device = NULL;
+	json_t *device = NULL; /* the record that authenticates: device or module */
+	json_t *parent = NULL; /* a module's device */
 	STACK_OF(X509) *trusted = NULL;
+	const char *status;
+	char key[HUB_IDENTITY_KEY_MAX + 1];
 	uint64_t expiry = 0;
 	enum auth_reason cls = AUTH_OTHER;
 	char why[384];
@@ -138,7 +153,27 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	}
 	if (store_txn_begin(h->st, 0, &txn) == EMU_OK) {
 		hub_registry_get(h, txn, u.device_id, &device);
+		/* A module authenticates with its own record; its device must be
+		 * registered and enabled. */
+		if (u.module_id[0] && device) {
+			parent = device;
+			device = NULL;
+			hub_module_get(h, txn, u.device_id, u.module_id, &device);
+		}
 		store_txn_abort(txn);
+	}
+	hub_identity_key(u.device_id, u.module_id, key, NULL, 0);
+	if (u.module_id[0] && (!parent || !device)) {
+		snprintf(why, sizeof(why), "%s '%s' is not registered in the hub",
+			 parent ? "module" : "device", parent ? key : u.device_id);
+		cls = AUTH_UNKNOWN_DEVICE;
+		goto refuse;
+	}
+	status = json_string_value(json_object_get(parent, "status"));
+	if (status && strcmp(status, "enabled") != 0) {
+		snprintf(why, sizeof(why), "device '%s' is %s", u.device_id, status);
+		cls = AUTH_DISABLED;
+		goto refuse;
 	}
 	trusted = trusted_cas(h);
 	memset(&in, 0, sizeof(in));
@@ -153,47 +188,51 @@ static int hub_connect(void *arg, struct mqtt_session *s, const struct mqtt_conn
 	in.hub_host = u.host;
 	in.require_cn = h->cfg->hub_require_cn;
 	rc = hub_auth_check(&in, &expiry, &cls, why, sizeof(why));
-	json_decref(device);
 	if (trusted)
 		sk_X509_pop_free(trusted, X509_free);
-	if (rc != EMU_OK) {
-		log_info("hub", "device '%s' from %s refused: %s", u.device_id, ci->peer, why);
-		authlog_add(h->authlog, "hub", u.device_id, ci->peer, false, cls, why);
-		return MQTT_CONNACK_NOT_AUTHORIZED;
-	}
-	if (u.module_id[0]) {
-		log_info("hub", "device '%s' module '%s' from %s refused: modules are not supported "
-			 "yet", u.device_id, u.module_id, ci->peer);
-		authlog_add(h->authlog, "hub", u.device_id, ci->peer, false, AUTH_OTHER,
-			    "modules are not supported yet");
-		return MQTT_CONNACK_NOT_AUTHORIZED;
-	}
-	/* One connection per identity: the newcomer wins, as on Azure. */
-	if ((old = hub_conn_find(h, u.device_id)))
-		mqtt_session_close(old->s, "a new connection for the same device replaced it");
+	if (rc != EMU_OK)
+		goto refuse;
+	json_decref(device);
+	json_decref(parent);
+	/* One connection per identity: the newcomer wins, as on Azure. A module's
+	 * connection replaces only that module's. */
+	if ((old = hub_conn_find(h, u.device_id, u.module_id)))
+		mqtt_session_close(old->s,
+				   u.module_id[0] ? "a new connection for the same module replaced it"
+						  : "a new connection for the same device replaced it");
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return MQTT_CONNACK_SERVER_UNAVAILABLE;
 	c->h = h;
 	c->s = s;
 	snprintf(c->device_id, sizeof(c->device_id), "%s", u.device_id);
+	snprintf(c->module_id, sizeof(c->module_id), "%s", u.module_id);
+	snprintf(c->key, sizeof(c->key), "%s", key);
 	c->next = h->conns;
 	if (h->conns)
 		h->conns->prev = c;
 	h->conns = c;
 	mqtt_session_set_data(s, c);
 	c->last_activity = (int64_t)time(NULL);
-	hub_registry_note_connection(h, c->device_id, 0);
+	hub_registry_note_connection(h, c->device_id, c->module_id, 0);
 	/* MQTT cannot renew a token in-band: the hub drops the connection when the
 	 * token expires and the SDK reconnects with a new one. */
 	if (expiry && expiry < (uint64_t)time(NULL) + MAX_SAS_TIMER_S)
 		c->sas_expiry = loop_timer_add(h->lp, (expiry - (uint64_t)time(NULL)) * 1000u,
 					       sas_expired, c);
-	authlog_add(h->authlog, "hub", c->device_id, ci->peer, true, AUTH_OK, why);
+	authlog_add(h->authlog, "hub", c->key, ci->peer, true, AUTH_OK, why);
 	metrics_add(h->connected_devices, NULL, 1);
-	log_info("hub", "device '%s' connected from %s (%s%s)", c->device_id, ci->peer,
-		 ci->leaf ? "X.509" : "SAS", u.has_api_version ? "" : ", no api-version");
+	log_info("hub", "%s '%s' connected from %s (%s%s)", c->module_id[0] ? "module" : "device",
+		 c->key, ci->peer, ci->leaf ? "X.509" : "SAS",
+		 u.has_api_version ? "" : ", no api-version");
 	return MQTT_CONNACK_ACCEPTED;
+refuse:
+	log_info("hub", "%s '%s' from %s refused: %s", u.module_id[0] ? "module" : "device",
+		 key[0] ? key : u.device_id, ci->peer, why);
+	authlog_add(h->authlog, "hub", key[0] ? key : u.device_id, ci->peer, false, cls, why);
+	json_decref(device);
+	json_decref(parent);
+	return MQTT_CONNACK_NOT_AUTHORIZED;
 }
 
 static void after_subscribe(void *arg)
@@ -214,7 +253,7 @@ static int hub_subscribe(void *arg, struct mqtt_session *s, const char *filter, 
 	(void)arg;
 
 	if (hub_wire_check_subscribe(c->device_id, c->module_id, filter, &sub) != EMU_OK) {
-		log_info("hub", "device '%s': %s", c->device_id, sub.reason);
+		log_info("hub", "device '%s': %s", c->key, sub.reason);
 		return -1;
 	}
 	switch (sub.kind) {
@@ -250,7 +289,7 @@ static void twin_error(struct hub_conn *c, const struct hub_publish_topic *t, in
 
 	clock_iso8601_now(ts);
 	rand_uuid(RAND_ID_TRACKING, rid);
-	log_info("hub", "device '%s': twin request refused: %d %s", c->device_id, status, message);
+	log_info("hub", "device '%s': twin request refused: %d %s", c->key, status, message);
 	/* Node ignores the status and looks for errorCode in the body. */
 	body = json_pack("{s:i, s:s, s:s, s:s}", "errorCode", code, "trackingId", rid, "message",
 			 message, "timestampUtc", ts);
@@ -264,7 +303,7 @@ static void twin_get(struct hub_conn *c, const struct hub_publish_topic *t)
 	json_t *twin = NULL, *view;
 
 	if (store_txn_begin(c->h->st, 0, &txn) == EMU_OK) {
-		store_get_json(txn, c->h->twins, c->device_id, &twin);
+		store_get_json(txn, c->h->twins, c->key, &twin);
 		store_txn_abort(txn);
 	}
 	view = twin ? twin_device_view(twin) : NULL;
@@ -297,7 +336,7 @@ static void twin_reported(struct hub_conn *c, const struct hub_publish_topic *t,
 		twin_error(c, t, 500, 500000, "storage unavailable");
 		goto out;
 	}
-	if (store_get_json(txn, c->h->twins, c->device_id, &twin) != EMU_OK) {
+	if (store_get_json(txn, c->h->twins, c->key, &twin) != EMU_OK) {
 		store_txn_abort(txn);
 		twin_error(c, t, 404, 404001, "the device has no twin");
 		goto out;
@@ -309,7 +348,7 @@ static void twin_reported(struct hub_conn *c, const struct hub_publish_topic *t,
 			   err);
 		goto out;
 	}
-	if (store_put_json(txn, c->h->twins, c->device_id, twin) != EMU_OK) {
+	if (store_put_json(txn, c->h->twins, c->key, twin) != EMU_OK) {
 		store_txn_abort(txn);
 		twin_error(c, t, 500, 500000, "storage error");
 		goto out;
@@ -336,11 +375,11 @@ static int telemetry(struct hub_conn *c, const struct hub_publish_topic *t,
 
 	if (len > MAX_D2C_MESSAGE) {
 		log_info("hub", "device '%s': message of %zu bytes exceeds the %d-byte limit",
-			 c->device_id, len, MAX_D2C_MESSAGE);
+			 c->key, len, MAX_D2C_MESSAGE);
 		return EMU_ETOOBIG;
 	}
 	if (propbag_parse(t->bag, t->bag_len, &bag, err, sizeof(err)) != EMU_OK) {
-		log_info("hub", "device '%s': %s", c->device_id, err);
+		log_info("hub", "device '%s': %s", c->key, err);
 		return EMU_EPROTO;
 	}
 	props = propbag_to_json(bag);
@@ -356,13 +395,13 @@ static int telemetry(struct hub_conn *c, const struct hub_publish_topic *t,
 	/* Committed before the PUBACK: an acknowledged message is never lost. */
 	if ((rc = store_txn_commit(txn)) != EMU_OK)
 		goto out;
-	log_debug("hub", "device '%s': telemetry #%lld (%zu bytes)", c->device_id, (long long)seq,
+	log_debug("hub", "device '%s': telemetry #%lld (%zu bytes)", c->key, (long long)seq,
 		  len);
 	metrics_inc(c->h->telemetry_total, NULL);
 	hub_telemetry_notify(c->h, c->device_id);
 out:
 	if (rc != EMU_OK && rc != EMU_EPROTO)
-		log_error("hub", "device '%s': telemetry not stored: %s", c->device_id,
+		log_error("hub", "device '%s': telemetry not stored: %s", c->key,
 			  emu_strerror(rc));
 	json_decref(props);
 	propbag_free(bag);
@@ -379,7 +418,7 @@ static int hub_publish(void *arg, struct mqtt_session *s, const char *topic,
 
 	c->last_activity = (int64_t)time(NULL);
 	if (hub_wire_parse_publish(c->device_id, c->module_id, topic, &t) != EMU_OK) {
-		log_info("hub", "device '%s': publish refused: %s", c->device_id, t.reason);
+		log_info("hub", "device '%s': publish refused: %s", c->key, t.reason);
 		return EMU_EPROTO;
 	}
 	switch (t.kind) {
@@ -414,8 +453,8 @@ static void hub_close(void *arg, struct mqtt_session *s)
 
 	if (!c)
 		return;
-	log_info("hub", "device '%s' disconnected", c->device_id);
-	hub_registry_note_connection(h, c->device_id, c->last_activity);
+	log_info("hub", "%s '%s' disconnected", c->module_id[0] ? "module" : "device", c->key);
+	hub_registry_note_connection(h, c->device_id, c->module_id, c->last_activity);
 	metrics_add(h->connected_devices, NULL, -1);
 	loop_timer_cancel(h->lp, c->after_subscribe);
 	loop_timer_cancel(h->lp, c->sas_expiry);

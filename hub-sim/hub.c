@@ -72,6 +72,7 @@ int hub_new(const struct hub_deps *deps, struct hub **out)
 					   "Direct method invocations by result (answered, "
 					   "timeout, offline, cancelled).", "result");
 	if ((rc = store_table_open(h->st, "devices", &h->devices)) ||
+	    (rc = store_table_open(h->st, "modules", &h->modules)) ||
 	    (rc = store_table_open(h->st, "twins", &h->twins)) ||
 	    (rc = store_table_open(h->st, "telemetry", &h->telemetry)) ||
 	    (rc = store_table_open(h->st, "c2d", &h->c2d)) ||

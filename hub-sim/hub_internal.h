@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define HUB_DEVICE_ID_MAX 128
+/* "<device id>/<module id>": the store key of a module's record and twin. Device
+ * ids cannot contain '/', so it never collides with a device's key. */
+#define HUB_IDENTITY_KEY_MAX (2 * HUB_DEVICE_ID_MAX + 1)
 
 struct svcauth;
 struct authlog;
@@ -26,7 +29,9 @@ struct hub {
 	struct http_server *http;
 	struct svcauth *auth;     /* iothubowner */
 	store_table devices;      /* device id (case-sensitive) -> Device JSON (registry.c) */
-	store_table twins;        /* device id -> stored twin (twin.c format) */
+	store_table modules;      /* "<device id>/<module id>" -> Module JSON (registry.c) */
+	store_table twins;        /* device id or "<device id>/<module id>" -> stored twin
+	                             (twin.c format) */
 	store_table telemetry;    /* "<device id>/<20-digit seq>" -> message JSON */
 	store_table c2d;          /* "<device id>/<20-digit seq>" -> queued C2D message */
 	store_table meta;         /* counters */
@@ -60,11 +65,12 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 		     const json_t *body, const char *if_match, json_t **out, char *why,
 		     size_t whylen);
 
-/* Records a connect or disconnect on the stored device record:
- * connectionStateUpdatedTime = now and, when last_activity > 0,
- * lastActivityTime. These are runtime fields: the etag stays. Errors are
- * logged (a lost time stamp must not fail a connection). */
-void hub_registry_note_connection(struct hub *h, const char *device_id, int64_t last_activity);
+/* Records a connect or disconnect on the stored device record (module_id NULL
+ * or "") or module record: connectionStateUpdatedTime = now and, when
+ * last_activity > 0, lastActivityTime. These are runtime fields: the etag
+ * stays. Errors are logged (a lost time stamp must not fail a connection). */
+void hub_registry_note_connection(struct hub *h, const char *device_id, const char *module_id,
+				  int64_t last_activity);
 
 /* The API view of a stored device: connection state and activity merged in
  * from the live connection table, and cloudToDeviceMessageCount counted in txn
@@ -77,9 +83,10 @@ json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *de
  * EMU_EINVAL with the offending character in why (why may be NULL). */
 int hub_device_id_valid(const char *id, char *why, size_t whylen);
 
-/* Deletes a device, its twin and its queued C2D messages (hub_c2d_purge; its
- * telemetry log stays readable) in txn, then closes its connection
- * (hub_conn_close, "device deleted"). if_match NULL, "" or "*" deletes
+/* Deletes a device, its twin, its modules and their twins and its queued C2D
+ * messages (hub_c2d_purge; its telemetry log stays readable) in txn, then
+ * closes its connections and its modules' (hub_conn_close, "device deleted").
+ * if_match NULL, "" or "*" deletes
  * unconditionally; an etag must match (etag_matches). Returns EMU_OK,
  * EMU_ENOTFOUND, EMU_EPRECOND (why says so), EMU_ENOMEM or EMU_ESTORE.
  * hub_registry_put likewise calls hub_conn_close ("device disabled") when a
@@ -100,17 +107,69 @@ int hub_registry_foreach(struct hub *h, struct store_txn *txn, const char *after
  * (new reference in *out). EMU_OK, EMU_ENOMEM or a store error. */
 int hub_registry_stats(struct hub *h, struct store_txn *txn, json_t **out);
 
-/* --- device_mqtt.c: connected devices ------------------------------------- */
+/* --- registry.c: module identities ---------------------------------------
+ * Modules live in their own table under hub_identity_key's "<device>/<module>"
+ * (so a device's modules are adjacent and listed in id order); a module's twin
+ * is in the twins table under the same key. Records have Azure's Module shape:
+ * moduleId, managedBy, deviceId, generationId, etag, connectionState,
+ * connectionStateUpdatedTime, lastActivityTime, cloudToDeviceMessageCount (0:
+ * modules receive no C2D) and authentication, validated and generated as a
+ * device's. */
 
-/* True when device_id has an open MQTT connection. */
-int hub_conn_is_connected(struct hub *h, const char *device_id);
-/* Last activity (unix seconds) of a connected or recently connected device, 0 if none. */
-int64_t hub_conn_last_activity(struct hub *h, const char *device_id);
-/* Closes the device's connection (device deleted or disabled). */
-void hub_conn_close(struct hub *h, const char *device_id, const char *reason);
-/* Pushes a desired-properties patch (with "$version") to the device if it is
+/* Writes device_id (module_id NULL or "") or "<device_id>/<module_id>" into out.
+ * Returns EMU_OK, or EMU_EINVAL when an id is invalid (hub_device_id_valid's
+ * rule; why may be NULL). */
+int hub_identity_key(const char *device_id, const char *module_id,
+		     char out[HUB_IDENTITY_KEY_MAX + 1], char *why, size_t whylen);
+
+/* Checks a module id (the device id rule). EMU_OK or EMU_EINVAL with why. */
+int hub_module_id_valid(const char *id, char *why, size_t whylen);
+
+/* Reads a module record (new reference in *out). EMU_OK, EMU_ENOTFOUND (device
+ * or module unknown, invalid ids), EMU_ESTORE. */
+int hub_module_get(struct hub *h, struct store_txn *txn, const char *device_id,
+		   const char *module_id, json_t **out);
+
+/* Creates or updates a module from a service-API body (PUT
+ * /devices/{id}/modules/{mid}); If-Match, validation and generated fields as
+ * hub_registry_put. The device must exist: EMU_ENOTFOUND with why saying so
+ * (also returned for an etag If-Match on a missing module; check the device
+ * first to tell them apart). A new module gets an empty twin. */
+int hub_module_put(struct hub *h, struct store_txn *txn, const char *device_id,
+		   const char *module_id, const json_t *body, const char *if_match, json_t **out,
+		   char *why, size_t whylen);
+
+/* Deletes a module and its twin, then closes its connection. If-Match and
+ * returns as hub_registry_delete. */
+int hub_module_delete(struct hub *h, struct store_txn *txn, const char *device_id,
+		      const char *module_id, const char *if_match, char *why, size_t whylen);
+
+/* Calls cb (module_id, record borrowed for the call, arg) for each module of
+ * device_id in module id order. Stops when cb returns non-zero and returns
+ * that value; 0 after the last; a negative emu_err when the store fails. */
+int hub_module_foreach(struct hub *h, struct store_txn *txn, const char *device_id,
+		       hub_registry_cb cb, void *arg);
+
+/* The API view of a stored module: connection state and activity merged in
+ * from the live connection table. New reference (NULL when out of memory). */
+json_t *hub_module_view(struct hub *h, const json_t *module);
+
+/* --- device_mqtt.c: connected identities ---------------------------------
+ * module_id NULL or "" names the device's own connection, anything else the
+ * module's. */
+
+/* True when the identity has an open MQTT connection. */
+int hub_conn_is_connected(struct hub *h, const char *device_id, const char *module_id);
+/* Last activity (unix seconds) of a connected identity, 0 if none. */
+int64_t hub_conn_last_activity(struct hub *h, const char *device_id, const char *module_id);
+/* Closes a connection: module_id NULL closes the device's and every one of its
+ * modules' (device deleted or disabled); a module id only that module's. */
+void hub_conn_close(struct hub *h, const char *device_id, const char *module_id,
+		    const char *reason);
+/* Pushes a desired-properties patch (with "$version") to the identity if it is
  * connected and subscribed. */
-void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *patch, int64_t version);
+void hub_conn_push_desired(struct hub *h, const char *device_id, const char *module_id,
+			   const json_t *patch, int64_t version);
 
 /* --- errors.c: the hub's error answers ------------------------------------ */
 
@@ -193,7 +252,8 @@ struct hub_conn {
 	struct hub_conn *prev, *next;
 	struct mqtt_session *s;
 	char device_id[HUB_DEVICE_ID_MAX + 1];
-	char module_id[HUB_DEVICE_ID_MAX + 1];
+	char module_id[HUB_DEVICE_ID_MAX + 1]; /* "" for a device connection */
+	char key[HUB_IDENTITY_KEY_MAX + 1];    /* hub_identity_key: twin key, log name */
 	int sub_c2d, sub_twin, sub_desired, sub_methods;
 	struct loop_timer *after_subscribe; /* deliver C2D / methods once SUBACK is out */
 	struct loop_timer *sas_expiry;      /* closes a SAS connection when its token expires */
@@ -204,8 +264,8 @@ struct hub_conn {
 	} inflight[HUB_C2D_INFLIGHT];
 };
 
-/* The connection of device_id (device connections only), or NULL. */
-struct hub_conn *hub_conn_find(struct hub *h, const char *device_id);
+/* The connection of the device (module_id NULL or "") or of the module, or NULL. */
+struct hub_conn *hub_conn_find(struct hub *h, const char *device_id, const char *module_id);
 
 /* Route registration of each module. */
 int hub_mqtt_init(struct hub *h, struct mqtt_server *mqtt);

@@ -1,4 +1,5 @@
-/* methods.c - direct methods: POST /twins/{id}/methods.
+/* methods.c - direct methods: POST /twins/{id}/methods and, for a module,
+ * POST /twins/{id}/modules/{mid}/methods (sent over the module's connection).
  *
  * The request waits (suspended, other traffic goes on) while the method
  * travels to the device on $iothub/methods/POST/{name}/?$rid={n} and the
@@ -30,6 +31,7 @@ struct hub_method_call {
 	struct http_req *req;
 	struct loop_timer *timer;
 	char device_id[HUB_DEVICE_ID_MAX + 1];
+	char module_id[HUB_DEVICE_ID_MAX + 1]; /* "" for the device itself */
 	char name[HUB_WIRE_METHOD_MAX + 1];
 	char rid[16];
 	char *payload;        /* JSON text sent to the device */
@@ -97,7 +99,8 @@ void hub_methods_device_online(struct hub *h, struct hub_conn *c)
 
 	for (m = h->calls; m; m = next) {
 		next = m->next;
-		if (!m->sent && strcmp(m->device_id, c->device_id) == 0 && send_call(m, c) != EMU_OK) {
+		if (!m->sent && strcmp(m->device_id, c->device_id) == 0 &&
+		    strcmp(m->module_id, c->module_id) == 0 && send_call(m, c) != EMU_OK) {
 			count_result(h, "offline");
 			hub_respond_method_error(m->req, 404, 404103, "device '%s' went away",
 						 m->device_id);
@@ -115,7 +118,8 @@ void hub_methods_device_response(struct hub *h, struct hub_conn *c, const char *
 
 	for (m = h->calls; m; m = m->next)
 		if (m->sent && strlen(m->rid) == rid_len && memcmp(m->rid, rid, rid_len) == 0 &&
-		    strcmp(m->device_id, c->device_id) == 0)
+		    strcmp(m->device_id, c->device_id) == 0 &&
+		    strcmp(m->module_id, c->module_id) == 0)
 			break;
 	if (!m) {
 		log_info("hub", "device '%s': method response for unknown or expired $rid %.*s "
@@ -155,9 +159,9 @@ static int timeout_member(const json_t *req, const char *name, int def, int lo, 
 	return n < lo || n > hi ? -1 : (int)n;
 }
 
-static void invoke(void *arg, struct http_req *r)
+/* module_id NULL: the device's own methods. */
+static void invoke(struct hub *h, struct http_req *r, const char *module_id)
 {
-	struct hub *h = arg;
 	const char *device_id = http_req_param(r, 0), *name;
 	size_t len;
 	const char *text = http_req_body(r, &len);
@@ -184,12 +188,22 @@ static void invoke(void *arg, struct http_req *r)
 	}
 	found = store_txn_begin(h->st, 0, &txn) == EMU_OK &&
 		hub_registry_get(h, txn, device_id, &device) == EMU_OK;
+	if (found && module_id) {
+		json_decref(device);
+		device = NULL;
+		if (hub_module_get(h, txn, device_id, module_id, &device) != EMU_OK) {
+			store_txn_abort(txn);
+			hub_respond_error(r, 404, "ModuleNotFound", "module '%s' of device '%s' is "
+					  "not registered", module_id, device_id);
+			goto out;
+		}
+	}
 	store_txn_abort(txn);
 	if (!found) {
 		hub_respond_error(r, 404, "DeviceNotFound", "device '%s' is not registered", device_id);
 		goto out;
 	}
-	c = hub_conn_find(h, device_id);
+	c = hub_conn_find(h, device_id, module_id);
 	if ((!c || !c->sub_methods) && connect_timeout == 0) {
 		count_result(h, "offline");
 		hub_respond_method_error(r, 404, 404103, "Timed out waiting for device '%s' to "
@@ -208,6 +222,7 @@ static void invoke(void *arg, struct http_req *r)
 	m->req = r;
 	m->response_timeout = response_timeout;
 	snprintf(m->device_id, sizeof(m->device_id), "%s", device_id);
+	snprintf(m->module_id, sizeof(m->module_id), "%s", module_id ? module_id : "");
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->next = h->calls;
 	if (h->calls)
@@ -229,7 +244,19 @@ out:
 	json_decref(device);
 }
 
+static void invoke_device(void *arg, struct http_req *r)
+{
+	invoke(arg, r, NULL);
+}
+
+static void invoke_module(void *arg, struct http_req *r)
+{
+	invoke(arg, r, http_req_param(r, 1));
+}
+
 int hub_methods_init(struct hub *h, struct http_server *http)
 {
-	return http_route(http, "POST", "/twins/*/methods", invoke, h);
+	int rc = http_route(http, "POST", "/twins/*/methods", invoke_device, h);
+
+	return rc ? rc : http_route(http, "POST", "/twins/*/modules/*/methods", invoke_module, h);
 }

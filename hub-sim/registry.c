@@ -25,6 +25,7 @@
 #define KEY_MAX_BYTES     64
 #define STATUS_REASON_MAX 128
 #define DEVICE_SCOPE_MAX  512
+#define MANAGED_BY_MAX    128
 #define ID_PUNCT          "- . + % _ # * ? ! ( ) , = @ $ ' : ;"
 #define ETAG_COUNTER_KEY  "registry.etag"
 /* .NET ticks (100 ns since 0001-01-01) at the Unix epoch. */
@@ -46,19 +47,19 @@ static int fail(char *why, size_t whylen, const char *fmt, ...)
 	return EMU_EINVAL;
 }
 
-int hub_device_id_valid(const char *id, char *why, size_t whylen)
+/* The id rule of devices and modules; what names the kind in the reason. */
+static int id_valid(const char *what, const char *id, char *why, size_t whylen)
 {
 	size_t n;
 
 	if (!id || !*id)
-		return fail(why, whylen, "the device id is empty");
+		return fail(why, whylen, "the %s id is empty", what);
 	n = strlen(id);
 	if (hub_wire_valid_id(id, n))
 		return EMU_OK;
 	if (n > HUB_DEVICE_ID_MAX)
-		return fail(why, whylen,
-		            "the device id is %zu characters long; at most %d are allowed", n,
-		            HUB_DEVICE_ID_MAX);
+		return fail(why, whylen, "the %s id is %zu characters long; at most %d are allowed",
+		            what, n, HUB_DEVICE_ID_MAX);
 	/* The set is hub_wire's (ids are topic segments); name the first outsider. */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)id[i];
@@ -66,15 +67,43 @@ int hub_device_id_valid(const char *id, char *why, size_t whylen)
 			continue;
 		if (ch < 0x20 || ch >= 0x7f)
 			return fail(why, whylen,
-			            "the device id contains the byte 0x%02x at offset %zu; "
+			            "the %s id contains the byte 0x%02x at offset %zu; "
 			            "only ASCII letters, digits and %s are allowed",
-			            ch, i, ID_PUNCT);
+			            what, ch, i, ID_PUNCT);
 		return fail(why, whylen,
-		            "the device id contains '%c' at offset %zu; only ASCII "
+		            "the %s id contains '%c' at offset %zu; only ASCII "
 		            "letters, digits and %s are allowed",
-		            ch, i, ID_PUNCT);
+		            what, ch, i, ID_PUNCT);
 	}
-	return fail(why, whylen, "the device id is not valid");
+	return fail(why, whylen, "the %s id is not valid", what);
+}
+
+int hub_device_id_valid(const char *id, char *why, size_t whylen)
+{
+	return id_valid("device", id, why, whylen);
+}
+
+int hub_module_id_valid(const char *id, char *why, size_t whylen)
+{
+	return id_valid("module", id, why, whylen);
+}
+
+int hub_identity_key(const char *device_id, const char *module_id,
+                     char out[HUB_IDENTITY_KEY_MAX + 1], char *why, size_t whylen)
+{
+	int rc;
+
+	out[0] = '\0';
+	if ((rc = hub_device_id_valid(device_id, why, whylen)) != EMU_OK)
+		return rc;
+	if (!module_id || !*module_id) {
+		snprintf(out, HUB_IDENTITY_KEY_MAX + 1, "%s", device_id);
+		return EMU_OK;
+	}
+	if ((rc = hub_module_id_valid(module_id, why, whylen)) != EMU_OK)
+		return rc;
+	snprintf(out, HUB_IDENTITY_KEY_MAX + 1, "%s/%s", device_id, module_id);
+	return EMU_OK;
 }
 
 /* The next value of the registry's etag counter, as the hub shows it: base64
@@ -434,13 +463,34 @@ static json_t *assemble(const char *id, const char *generation_id, const char *e
 	    s->device_scope ? s->device_scope : json_null(), "authentication", auth);
 }
 
-/* Decides what If-Match allows given whether the device exists. */
-static int check_precondition(const char *id, const json_t *old, const char *if_match, char *why,
-                              size_t whylen)
+/* "device 'd'" or "module 'm' of device 'd'", for messages. */
+static const char *describe(const char *device_id, const char *module_id, char *buf, size_t len)
 {
+	if (module_id)
+		snprintf(buf, len, "module '%s' of device '%s'", module_id, device_id);
+	else
+		snprintf(buf, len, "device '%s'", device_id);
+	return buf;
+}
+
+/* Decides what If-Match allows given whether the identity (module_id NULL for a
+ * device) exists. */
+static int check_precondition(const char *device_id, const char *module_id, const json_t *old,
+                              const char *if_match, char *why, size_t whylen)
+{
+	char name[2 * HUB_DEVICE_ID_MAX + 40];
+
+	describe(device_id, module_id, name, sizeof(name));
 	if (etag_is_absent(if_match)) {
+		if (old && module_id) {
+			snprintf(why, whylen,
+			         "A module with ID '%s' is already registered on device '%s'.",
+			         module_id, device_id);
+			return EMU_EEXIST;
+		}
 		if (old) {
-			snprintf(why, whylen, "A device with ID '%s' is already registered.", id);
+			snprintf(why, whylen, "A device with ID '%s' is already registered.",
+			         device_id);
 			return EMU_EEXIST;
 		}
 		return EMU_OK;
@@ -448,15 +498,61 @@ static int check_precondition(const char *id, const json_t *old, const char *if_
 	if (etag_is_any(if_match))
 		return EMU_OK; /* "*": create or replace */
 	if (!old) {
-		snprintf(why, whylen, "If-Match names an etag but device '%s' does not exist", id);
+		snprintf(why, whylen, "If-Match names an etag but %s does not exist", name);
 		return EMU_ENOTFOUND;
 	}
 	if (!etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
-		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
-		         if_match, id);
+		snprintf(why, whylen, "If-Match %s does not match the etag of %s", if_match, name);
 		return EMU_EPRECOND;
 	}
 	return EMU_OK;
+}
+
+/* A body's id member (deviceId, moduleId) may be absent or null, else must be
+ * the id in the path. */
+static int check_body_id(const json_t *body, const char *member, const char *id, char *why,
+                         size_t whylen)
+{
+	json_t *v = json_object_get(body, member);
+
+	if (!v || json_is_null(v) ||
+	    (json_is_string(v) && strcmp(json_string_value(v), id) == 0))
+		return EMU_OK;
+	return fail(why, whylen, "%s %s%s%s in the body does not match '%s' in the path", member,
+	            json_is_string(v) ? "'" : "",
+	            json_is_string(v) ? json_string_value(v) : "(not a string)",
+	            json_is_string(v) ? "'" : "", id);
+}
+
+/* A module's managedBy: kept unless the body sets it (a string or null). */
+static int read_managed_by(const json_t *body, const json_t *old, json_t **out, char *why,
+                           size_t whylen)
+{
+	json_t *v = json_object_get(body, "managedBy");
+
+	*out = json_object_get(old, "managedBy");
+	if (!v)
+		return EMU_OK;
+	if (!json_is_null(v) && !json_is_string(v))
+		return fail(why, whylen, "managedBy must be a string or null");
+	if (json_is_string(v) && json_string_length(v) > MANAGED_BY_MAX)
+		return fail(why, whylen, "managedBy is longer than %d characters", MANAGED_BY_MAX);
+	*out = v;
+	return EMU_OK;
+}
+
+/* Assembles the stored Module JSON in the member order the hub uses. */
+static json_t *assemble_module(const char *device_id, const char *module_id,
+                               const char *generation_id, const char *etag, const json_t *old,
+                               json_t *managed_by, json_t *auth)
+{
+	return json_pack("{s:s, s:O, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o}", "moduleId",
+	                 module_id, "managedBy", managed_by ? managed_by : json_null(),
+	                 "deviceId", device_id, "generationId", generation_id, "etag", etag,
+	                 "connectionState", "Disconnected", "connectionStateUpdatedTime",
+	                 str_or(old, "connectionStateUpdatedTime", NEVER), "lastActivityTime",
+	                 str_or(old, "lastActivityTime", NEVER), "cloudToDeviceMessageCount", 0,
+	                 "authentication", auth);
 }
 
 int hub_registry_get(struct hub *h, struct store_txn *txn, const char *device_id, json_t **out)
@@ -467,38 +563,51 @@ int hub_registry_get(struct hub *h, struct store_txn *txn, const char *device_id
 	return store_get_json(txn, h->devices, device_id, out);
 }
 
-int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id,
-                     const json_t *body, const char *if_match, json_t **out, char *why,
-                     size_t whylen)
+/* PUT of a device (module_id NULL) or module: what both share, with the
+ * record's own members (read_settable/assemble, read_managed_by/
+ * assemble_module) the only difference. */
+static int put_identity(struct hub *h, struct store_txn *txn, const char *device_id,
+                        const char *module_id, const json_t *body, const char *if_match,
+                        json_t **out, char *why, size_t whylen)
 {
-	json_t *old = NULL, *auth = NULL, *rec = NULL, *twin = NULL, *v;
+	json_t *old = NULL, *auth = NULL, *rec = NULL, *twin = NULL, *dev = NULL;
+	json_t *managed_by = NULL;
 	const char *old_status = NULL, *status_time;
 	struct settable s = {NULL, NULL, 0, NULL};
-	char gen[24] = "", now[32], stamp[32], *etag = NULL;
+	store_table table = module_id ? h->modules : h->devices;
+	char gen[24] = "", now[32], stamp[32], key[HUB_IDENTITY_KEY_MAX + 1], *etag = NULL;
 	int rc;
 
 	*out = NULL;
 	if (why && whylen)
 		why[0] = '\0';
-	if ((rc = hub_device_id_valid(device_id, why, whylen)) != EMU_OK)
+	if ((rc = hub_identity_key(device_id, module_id, key, why, whylen)) != EMU_OK)
 		return rc;
 	if (!json_is_object(body))
 		return fail(why, whylen, "the request body is not a JSON object");
-	v = json_object_get(body, "deviceId");
-	if (v && !json_is_null(v) &&
-	    !(json_is_string(v) && strcmp(json_string_value(v), device_id) == 0))
-		return fail(why, whylen,
-		            "deviceId %s%s%s in the body does not match '%s' in the path",
-		            json_is_string(v) ? "'" : "",
-		            json_is_string(v) ? json_string_value(v) : "(not a string)",
-		            json_is_string(v) ? "'" : "", device_id);
+	if ((rc = check_body_id(body, "deviceId", device_id, why, whylen)) != EMU_OK ||
+	    (module_id && (rc = check_body_id(body, "moduleId", module_id, why, whylen))))
+		return rc;
+	if (module_id) {
+		rc = hub_registry_get(h, txn, device_id, &dev);
+		json_decref(dev);
+		if (rc == EMU_ENOTFOUND)
+			snprintf(why, whylen, "Module '%s' cannot be written without its device.",
+			         module_id);
+		if (rc != EMU_OK)
+			return rc;
+	}
 
-	rc = store_get_json(txn, h->devices, device_id, &old);
+	rc = store_get_json(txn, table, key, &old);
 	if (rc != EMU_OK && rc != EMU_ENOTFOUND)
 		goto out;
-	if ((rc = check_precondition(device_id, old, if_match, why, whylen)) != EMU_OK)
+	if ((rc = check_precondition(device_id, module_id, old, if_match, why, whylen)) != EMU_OK)
 		goto out;
-	if ((rc = read_settable(body, old, &s, why, whylen)) != EMU_OK ||
+	if (module_id)
+		rc = read_managed_by(body, old, &managed_by, why, whylen);
+	else
+		rc = read_settable(body, old, &s, why, whylen);
+	if (rc != EMU_OK ||
 	    (rc = build_auth(body, json_object_get(old, "authentication"), &auth, why, whylen)))
 		goto out;
 
@@ -508,35 +617,40 @@ int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id
 	}
 	if (!old || !gen[0])
 		new_generation_id(gen);
-	status_time = str_or(old, "statusUpdatedTime", NEVER);
-	if (old_status && strcmp(old_status, s.status) != 0) {
-		clock_iso8601_now(now);
-		status_time = now;
-	}
 	if ((rc = next_etag(h, txn, &etag)) != EMU_OK)
 		goto out;
-	rec = assemble(device_id, gen, etag, old, &s, status_time, auth);
+	if (module_id) {
+		rec = assemble_module(device_id, module_id, gen, etag, old, managed_by, auth);
+	} else {
+		status_time = str_or(old, "statusUpdatedTime", NEVER);
+		if (old_status && strcmp(old_status, s.status) != 0) {
+			clock_iso8601_now(now);
+			status_time = now;
+		}
+		rec = assemble(device_id, gen, etag, old, &s, status_time, auth);
+	}
 	auth = NULL; /* assemble's "o" took it */
 	if (!rec) {
 		rc = EMU_ENOMEM;
 		goto out;
 	}
-	if ((rc = store_put_json(txn, h->devices, device_id, rec)) != EMU_OK)
+	if ((rc = store_put_json(txn, table, key, rec)) != EMU_OK)
 		goto out;
 	if (!old) {
-		/* Every device has a twin from the start. */
+		/* Every device and module has a twin from the start. */
 		clock_iso8601_now(stamp);
 		if ((rc = twin_new(NULL, stamp, &twin, why, whylen)) != EMU_OK ||
-		    (rc = store_put_json(txn, h->twins, device_id, twin)) != EMU_OK)
+		    (rc = store_put_json(txn, h->twins, key, twin)) != EMU_OK)
 			goto out;
-		if (strpbrk(device_id, "+#"))
+		if (strpbrk(key, "+#"))
 			log_warn("hub",
-			         "device id '%s' contains '+' or '#': valid in the registry, "
+			         "id '%s' contains '+' or '#': valid in the registry, "
 			         "but MQTT topic filters cannot name it",
-			         device_id);
+			         key);
 	}
-	if (old_status && strcmp(old_status, "enabled") == 0 && strcmp(s.status, "disabled") == 0)
-		hub_conn_close(h, device_id, "device disabled");
+	if (!module_id && old_status && strcmp(old_status, "enabled") == 0 &&
+	    strcmp(s.status, "disabled") == 0)
+		hub_conn_close(h, device_id, NULL, "device disabled");
 	*out = json_incref(rec);
 out:
 	json_decref(old);
@@ -547,71 +661,254 @@ out:
 	return rc;
 }
 
-int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device_id,
-                        const char *if_match, char *why, size_t whylen)
+int hub_registry_put(struct hub *h, struct store_txn *txn, const char *device_id,
+                     const json_t *body, const char *if_match, json_t **out, char *why,
+                     size_t whylen)
+{
+	return put_identity(h, txn, device_id, NULL, body, if_match, out, why, whylen);
+}
+
+int hub_module_put(struct hub *h, struct store_txn *txn, const char *device_id,
+                   const char *module_id, const json_t *body, const char *if_match, json_t **out,
+                   char *why, size_t whylen)
+{
+	if (!module_id || !*module_id) {
+		*out = NULL;
+		return hub_module_id_valid(module_id, why, whylen);
+	}
+	return put_identity(h, txn, device_id, module_id, body, if_match, out, why, whylen);
+}
+
+/* Collects the keys of a device's modules (store_iter callback). */
+struct module_keys {
+	const char *prefix; /* "<device id>/" */
+	size_t prefix_len;
+	json_t *keys;
+};
+
+static int collect_module_key(const char *key, const void *val, size_t len, void *arg)
+{
+	struct module_keys *m = arg;
+	(void)val;
+	(void)len;
+
+	if (strncmp(key, m->prefix, m->prefix_len) != 0)
+		return 1; /* past the device's modules */
+	return json_array_append_new(m->keys, json_string(key)) ? EMU_ENOMEM : 0;
+}
+
+/* Deletes every module of device_id and their twins in txn. */
+static int delete_modules(struct hub *h, struct store_txn *txn, const char *device_id)
+{
+	char prefix[HUB_DEVICE_ID_MAX + 2];
+	struct module_keys m = {prefix, 0, json_array()};
+	size_t i;
+	json_t *k;
+	int rc;
+
+	if (!m.keys)
+		return EMU_ENOMEM;
+	m.prefix_len = (size_t)snprintf(prefix, sizeof(prefix), "%s/", device_id);
+	/* Collected first: the cursor must not walk over its own deletions. */
+	rc = store_iter(txn, h->modules, prefix, collect_module_key, &m);
+	if (rc < 0)
+		goto out;
+	rc = EMU_OK;
+	json_array_foreach(m.keys, i, k) {
+		if ((rc = store_del(txn, h->modules, json_string_value(k))) != EMU_OK)
+			goto out;
+		rc = store_del(txn, h->twins, json_string_value(k));
+		if (rc != EMU_OK && rc != EMU_ENOTFOUND)
+			goto out;
+		rc = EMU_OK;
+	}
+	if (json_array_size(m.keys))
+		log_info("hub", "device '%s': %zu module(s) deleted with it", device_id,
+		         json_array_size(m.keys));
+out:
+	json_decref(m.keys);
+	return rc;
+}
+
+/* DELETE of a device (module_id NULL: its modules, C2D queue and connections
+ * go too) or of a module. */
+static int delete_identity(struct hub *h, struct store_txn *txn, const char *device_id,
+                           const char *module_id, const char *if_match, char *why,
+                           size_t whylen)
 {
 	json_t *old = NULL;
 	size_t purged = 0;
+	char key[HUB_IDENTITY_KEY_MAX + 1], name[2 * HUB_DEVICE_ID_MAX + 40];
 	int rc;
 
 	if (why && whylen)
 		why[0] = '\0';
-	if ((rc = hub_registry_get(h, txn, device_id, &old)) != EMU_OK)
+	if (module_id)
+		rc = hub_module_get(h, txn, device_id, module_id, &old);
+	else
+		rc = hub_registry_get(h, txn, device_id, &old);
+	if (rc != EMU_OK)
 		return rc;
+	hub_identity_key(device_id, module_id, key, NULL, 0); /* valid: the record exists */
 	if (!etag_is_absent(if_match) &&
 	    !etag_matches(json_string_value(json_object_get(old, "etag")), if_match)) {
-		snprintf(why, whylen, "If-Match %s does not match the etag of device '%s'",
-		         if_match, device_id);
+		snprintf(why, whylen, "If-Match %s does not match the etag of %s", if_match,
+		         describe(device_id, module_id, name, sizeof(name)));
 		rc = EMU_EPRECOND;
 		goto out;
 	}
-	if ((rc = store_del(txn, h->devices, device_id)) != EMU_OK)
+	if ((rc = store_del(txn, module_id ? h->modules : h->devices, key)) != EMU_OK)
 		goto out;
-	rc = store_del(txn, h->twins, device_id);
+	rc = store_del(txn, h->twins, key);
 	if (rc != EMU_OK && rc != EMU_ENOTFOUND)
 		goto out;
-	/* A device created again under this id must not inherit the old queue. */
-	if ((rc = hub_c2d_purge(h, txn, device_id, &purged)) != EMU_OK)
-		goto out;
-	if (purged)
-		log_info("hub", "device '%s': %zu queued C2D message(s) dropped with it", device_id,
-		         purged);
-	hub_conn_close(h, device_id, "device deleted");
+	rc = EMU_OK;
+	if (!module_id) {
+		if ((rc = delete_modules(h, txn, device_id)) != EMU_OK)
+			goto out;
+		/* A device created again under this id must not inherit the old queue. */
+		if ((rc = hub_c2d_purge(h, txn, device_id, &purged)) != EMU_OK)
+			goto out;
+		if (purged)
+			log_info("hub", "device '%s': %zu queued C2D message(s) dropped with it",
+			         device_id, purged);
+	}
+	hub_conn_close(h, device_id, module_id, module_id ? "module deleted" : "device deleted");
 out:
 	json_decref(old);
 	return rc;
 }
 
-void hub_registry_note_connection(struct hub *h, const char *device_id, int64_t last_activity)
+int hub_registry_delete(struct hub *h, struct store_txn *txn, const char *device_id,
+                        const char *if_match, char *why, size_t whylen)
+{
+	return delete_identity(h, txn, device_id, NULL, if_match, why, whylen);
+}
+
+int hub_module_delete(struct hub *h, struct store_txn *txn, const char *device_id,
+                      const char *module_id, const char *if_match, char *why, size_t whylen)
+{
+	return delete_identity(h, txn, device_id, module_id, if_match, why, whylen);
+}
+
+int hub_module_get(struct hub *h, struct store_txn *txn, const char *device_id,
+                   const char *module_id, json_t **out)
+{
+	char key[HUB_IDENTITY_KEY_MAX + 1];
+
+	*out = NULL;
+	if (!module_id || !*module_id ||
+	    hub_identity_key(device_id, module_id, key, NULL, 0) != EMU_OK)
+		return EMU_ENOTFOUND;
+	return store_get_json(txn, h->modules, key, out);
+}
+
+struct module_foreach_ctx {
+	const char *prefix;
+	size_t prefix_len;
+	hub_registry_cb cb;
+	void *arg;
+	int past; /* reached a key after the device's modules */
+};
+
+static int module_foreach_one(const char *key, const void *val, size_t len, void *arg)
+{
+	struct module_foreach_ctx *c = arg;
+	json_t *mod;
+	int rc;
+
+	if (strncmp(key, c->prefix, c->prefix_len) != 0) {
+		c->past = 1;
+		return 1;
+	}
+	mod = json_loadb(val, len, 0, NULL);
+	if (!json_is_object(mod)) {
+		log_warn("hub", "module record '%s' is not a JSON object: skipped", key);
+		json_decref(mod);
+		return 0;
+	}
+	rc = c->cb(key + c->prefix_len, mod, c->arg);
+	json_decref(mod);
+	return rc;
+}
+
+int hub_module_foreach(struct hub *h, struct store_txn *txn, const char *device_id,
+                       hub_registry_cb cb, void *arg)
+{
+	char prefix[HUB_DEVICE_ID_MAX + 2];
+	struct module_foreach_ctx c = {prefix, 0, cb, arg, 0};
+	int rc;
+
+	if (hub_device_id_valid(device_id, NULL, 0) != EMU_OK)
+		return 0;
+	c.prefix_len = (size_t)snprintf(prefix, sizeof(prefix), "%s/", device_id);
+	rc = store_iter(txn, h->modules, prefix, module_foreach_one, &c);
+	return c.past ? 0 : rc;
+}
+
+void hub_registry_note_connection(struct hub *h, const char *device_id, const char *module_id,
+                                  int64_t last_activity)
 {
 	struct store_txn *txn = NULL;
-	json_t *dev = NULL;
-	char ts[32];
+	json_t *rec = NULL;
+	char ts[32], key[HUB_IDENTITY_KEY_MAX + 1];
+	int is_module = module_id && *module_id;
 
+	if (hub_identity_key(device_id, module_id, key, NULL, 0) != EMU_OK)
+		return;
 	if (store_txn_begin(h->st, 1, &txn) != EMU_OK)
 		goto fail;
-	if (hub_registry_get(h, txn, device_id, &dev) != EMU_OK) {
+	if (store_get_json(txn, is_module ? h->modules : h->devices, key, &rec) != EMU_OK) {
 		store_txn_abort(txn); /* deleted meanwhile: nothing to note */
 		return;
 	}
 	clock_iso8601(time(NULL), ts);
-	json_object_set_new(dev, "connectionStateUpdatedTime", json_string(ts));
+	json_object_set_new(rec, "connectionStateUpdatedTime", json_string(ts));
 	if (last_activity > 0) {
 		clock_iso8601((time_t)last_activity, ts);
-		json_object_set_new(dev, "lastActivityTime", json_string(ts));
+		json_object_set_new(rec, "lastActivityTime", json_string(ts));
 	}
-	if (store_put_json(txn, h->devices, device_id, dev) != EMU_OK) {
+	if (store_put_json(txn, is_module ? h->modules : h->devices, key, rec) != EMU_OK) {
 		store_txn_abort(txn);
 		goto fail;
 	}
-	json_decref(dev);
+	json_decref(rec);
 	if (store_txn_commit(txn) == EMU_OK)
 		return;
-	log_warn("hub", "device '%s': connection time stamps not saved", device_id);
+	log_warn("hub", "'%s': connection time stamps not saved", key);
 	return;
 fail:
-	json_decref(dev);
-	log_warn("hub", "device '%s': connection time stamps not saved", device_id);
+	json_decref(rec);
+	log_warn("hub", "'%s': connection time stamps not saved", key);
+}
+
+/* Merges the live connection state of an identity into its API view v. */
+static void merge_connection(struct hub *h, json_t *v, const char *device_id,
+                             const char *module_id)
+{
+	int64_t last;
+	char ts[32];
+
+	json_object_set_new(v, "connectionState",
+	                    json_string(hub_conn_is_connected(h, device_id, module_id)
+	                                    ? "Connected"
+	                                    : "Disconnected"));
+	last = hub_conn_last_activity(h, device_id, module_id);
+	if (last > 0) {
+		clock_iso8601((time_t)last, ts);
+		json_object_set_new(v, "lastActivityTime", json_string(ts));
+	}
+}
+
+json_t *hub_module_view(struct hub *h, const json_t *module)
+{
+	const char *dev = json_string_value(json_object_get(module, "deviceId"));
+	const char *mod = json_string_value(json_object_get(module, "moduleId"));
+	json_t *v = json_deep_copy(module);
+
+	if (v && dev && mod)
+		merge_connection(h, v, dev, mod);
+	return v;
 }
 
 json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *device)
@@ -619,19 +916,10 @@ json_t *hub_registry_view(struct hub *h, struct store_txn *txn, const json_t *de
 	const char *id = json_string_value(json_object_get(device, "deviceId"));
 	json_t *v = json_deep_copy(device);
 	size_t queued = 0;
-	int64_t last;
-	char ts[32];
 
 	if (!v || !id)
 		return v;
-	json_object_set_new(
-	    v, "connectionState",
-	    json_string(hub_conn_is_connected(h, id) ? "Connected" : "Disconnected"));
-	last = hub_conn_last_activity(h, id);
-	if (last > 0) {
-		clock_iso8601((time_t)last, ts);
-		json_object_set_new(v, "lastActivityTime", json_string(ts));
-	}
+	merge_connection(h, v, id, NULL);
 	if (hub_c2d_count(h, txn, id, &queued) == EMU_OK)
 		json_object_set_new(v, "cloudToDeviceMessageCount",
 		                    json_integer((json_int_t)queued));

@@ -1,5 +1,5 @@
-/* service_api.c - the hub's service REST API: device identities, twins,
- * queries, statistics and the C2D queue purge, authorized with the iothubowner
+/* service_api.c - the hub's service REST API: device and module identities,
+ * their twins, queries, statistics and the C2D queue purge, authorized with the iothubowner
  * SharedAccessSignature. Errors use the hub's envelope (errors.c). Every change
  * is committed before it is answered; any api-version is accepted and paths
  * are matched case-insensitively. */
@@ -61,6 +61,26 @@ static int commit(struct http_req *r, struct store_txn *txn)
 		return EMU_OK;
 	hub_respond_error(r, 500, "ServerError", "storage error: the change was not saved");
 	return EMU_ESTORE;
+}
+
+static void respond_rc(struct http_req *r, int rc, const char *id, const char *why);
+
+/* Answers a module failure: the module's own codes for a missing or existing
+ * module (the caller answers a missing device with respond_rc first). */
+static void respond_module_rc(struct http_req *r, int rc, const char *device_id,
+			      const char *module_id, const char *why)
+{
+	int has_why = why && *why;
+
+	if (rc == EMU_EEXIST)
+		hub_respond_error(r, 409, "ModuleAlreadyExistsOnDevice", "%s",
+				  has_why ? why : "the module is already registered");
+	else if (rc == EMU_ENOTFOUND)
+		hub_respond_error(r, 404, "ModuleNotFound",
+				  "Module '%s' is not registered on device '%s'.%s%s", module_id,
+				  device_id, has_why ? " " : "", has_why ? why : "");
+	else
+		respond_rc(r, rc, device_id, why);
 }
 
 /* Answers a registry or twin failure; why (may be empty) is the detail. */
@@ -214,6 +234,160 @@ static void purge_commands(void *arg, struct http_req *r)
 	http_respond_json(r, 200,
 	                  json_pack("{s:s, s:I}", "deviceId", id, "totalMessagesPurged",
 	                            (json_int_t)purged));
+}
+
+/* --- modules --------------------------------------------------------------- */
+
+/* Answers 404 DeviceNotFound (or the store error) unless device id is in txn. */
+static int require_device(struct hub *h, struct http_req *r, struct store_txn *txn,
+			  const char *id)
+{
+	json_t *dev = NULL;
+	int rc = hub_registry_get(h, txn, id, &dev);
+
+	json_decref(dev);
+	if (rc != EMU_OK)
+		respond_rc(r, rc, id, NULL);
+	return rc;
+}
+
+static void put_module(void *arg, struct http_req *r)
+{
+	struct hub *h = arg;
+	const char *id = http_req_param(r, 0), *mid = http_req_param(r, 1);
+	struct store_txn *txn = NULL;
+	json_t *body = NULL, *rec = NULL, *view = NULL;
+	char why[512] = "";
+	int rc;
+
+	if (hub_require_auth(h, r) != EMU_OK || !(body = body_object(r, 0)) ||
+	    begin(h, r, 1, &txn) != EMU_OK)
+		goto out;
+	if (require_device(h, r, txn, id) != EMU_OK) {
+		store_txn_abort(txn);
+		goto out;
+	}
+	rc = hub_module_put(h, txn, id, mid, body, http_req_header(r, "If-Match"), &rec, why,
+			    sizeof(why));
+	if (rc == EMU_OK && !(view = hub_module_view(h, rec)))
+		rc = EMU_ENOMEM;
+	if (rc != EMU_OK) {
+		store_txn_abort(txn);
+		respond_module_rc(r, rc, id, mid, why);
+		goto out;
+	}
+	if (commit(r, txn) != EMU_OK)
+		goto out;
+	log_info("hub", "module '%s' of device '%s' written (etag %s, %s)", mid, id,
+		 json_string_value(json_object_get(rec, "etag")),
+		 json_string_value(
+		     json_object_get(json_object_get(rec, "authentication"), "type")));
+	set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
+	http_respond_json(r, 200, view);
+	view = NULL;
+out:
+	json_decref(body);
+	json_decref(rec);
+	json_decref(view);
+}
+
+static void get_module(void *arg, struct http_req *r)
+{
+	struct hub *h = arg;
+	const char *id = http_req_param(r, 0), *mid = http_req_param(r, 1);
+	struct store_txn *txn = NULL;
+	json_t *rec = NULL, *view = NULL;
+	int rc;
+
+	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 0, &txn) != EMU_OK)
+		return;
+	if (require_device(h, r, txn, id) != EMU_OK) {
+		store_txn_abort(txn);
+		return;
+	}
+	rc = hub_module_get(h, txn, id, mid, &rec);
+	store_txn_abort(txn);
+	if (rc == EMU_OK && !(view = hub_module_view(h, rec)))
+		rc = EMU_ENOMEM;
+	if (rc != EMU_OK) {
+		respond_module_rc(r, rc, id, mid, NULL);
+	} else {
+		set_etag_header(r, json_string_value(json_object_get(rec, "etag")));
+		http_respond_json(r, 200, view);
+	}
+	json_decref(rec);
+}
+
+static void delete_module(void *arg, struct http_req *r)
+{
+	struct hub *h = arg;
+	const char *id = http_req_param(r, 0), *mid = http_req_param(r, 1);
+	struct store_txn *txn = NULL;
+	char why[512] = "";
+	int rc;
+
+	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 1, &txn) != EMU_OK)
+		return;
+	if (require_device(h, r, txn, id) != EMU_OK) {
+		store_txn_abort(txn);
+		return;
+	}
+	rc = hub_module_delete(h, txn, id, mid, http_req_header(r, "If-Match"), why,
+			       sizeof(why));
+	if (rc != EMU_OK) {
+		store_txn_abort(txn);
+		respond_module_rc(r, rc, id, mid, why);
+		return;
+	}
+	if (commit(r, txn) != EMU_OK)
+		return;
+	log_info("hub", "module '%s' of device '%s' deleted", mid, id);
+	http_respond(r, 204, NULL, NULL, 0);
+}
+
+struct module_list_ctx {
+	struct hub *h;
+	json_t *items;
+};
+
+static int list_module_one(const char *mid, const json_t *module, void *arg)
+{
+	struct module_list_ctx *c = arg;
+	(void)mid;
+
+	return json_array_append_new(c->items, hub_module_view(c->h, module)) ? EMU_ENOMEM : 0;
+}
+
+static void list_modules(void *arg, struct http_req *r)
+{
+	struct hub *h = arg;
+	const char *id = http_req_param(r, 0);
+	struct module_list_ctx c = {h, NULL};
+	struct store_txn *txn = NULL;
+	int rc;
+
+	if (hub_require_auth(h, r) != EMU_OK)
+		return;
+	if (!(c.items = json_array())) {
+		hub_respond_error(r, 500, "ServerError", "out of memory");
+		return;
+	}
+	if (begin(h, r, 0, &txn) != EMU_OK)
+		goto out;
+	if (require_device(h, r, txn, id) != EMU_OK) {
+		store_txn_abort(txn);
+		goto out;
+	}
+	rc = hub_module_foreach(h, txn, id, list_module_one, &c);
+	store_txn_abort(txn);
+	if (rc < 0) {
+		respond_rc(r, rc, id, NULL);
+		goto out;
+	}
+	http_respond_json(r, 200, c.items);
+	c.items = NULL;
+out:
+	json_decref(c.items);
 }
 
 struct list_ctx {
@@ -736,86 +910,171 @@ static void respond_twin(struct http_req *r, const json_t *twin, json_t *view)
 	http_respond_json(r, 200, view);
 }
 
-static void get_twin(void *arg, struct http_req *r)
+/* The REST twin of a module: the stored twin with the module's fields and its
+ * live connection state. New reference, or NULL. */
+static json_t *module_twin_view_of(struct hub *h, const json_t *module, const json_t *twin)
 {
-	struct hub *h = arg;
-	const char *id = http_req_param(r, 0);
+	json_t *mod = hub_module_view(h, module), *auth, *tp, *out;
+	struct twin_identity ident;
+
+	if (!mod)
+		return NULL;
+	auth = json_object_get(mod, "authentication");
+	tp = json_object_get(auth, "x509Thumbprint");
+	ident = (struct twin_identity){
+	    .device_id = json_string_value(json_object_get(mod, "deviceId")),
+	    .module_id = json_string_value(json_object_get(mod, "moduleId")),
+	    .device_etag = json_string_value(json_object_get(mod, "etag")),
+	    .connection_state = json_string_value(json_object_get(mod, "connectionState")),
+	    .last_activity_time = json_string_value(json_object_get(mod, "lastActivityTime")),
+	    .authentication_type = json_string_value(json_object_get(auth, "type")),
+	    .primary_thumbprint = json_string_value(json_object_get(tp, "primaryThumbprint")),
+	    .secondary_thumbprint = json_string_value(json_object_get(tp, "secondaryThumbprint")),
+	};
+	out = twin_service_view(twin, &ident);
+	json_decref(mod);
+	return out;
+}
+
+/* What a twin request names: the device, or (mid non-NULL) one of its modules. */
+struct twin_target {
+	const char *id, *mid;
+	char key[HUB_IDENTITY_KEY_MAX + 1]; /* the twin's store key */
+	json_t *rec;                        /* the device or module record */
+};
+
+/* Reads the target's record into t->rec; answers 404 (DeviceNotFound or
+ * ModuleNotFound) or the store error otherwise. */
+static int load_target(struct hub *h, struct http_req *r, struct store_txn *txn,
+		       struct twin_target *t)
+{
+	int rc;
+
+	if ((rc = require_device(h, r, txn, t->id)) != EMU_OK)
+		return rc;
+	if (t->mid) {
+		rc = hub_module_get(h, txn, t->id, t->mid, &t->rec);
+		if (rc != EMU_OK)
+			respond_module_rc(r, rc, t->id, t->mid, NULL);
+	} else {
+		rc = hub_registry_get(h, txn, t->id, &t->rec);
+		if (rc != EMU_OK)
+			respond_rc(r, rc, t->id, NULL);
+	}
+	if (rc == EMU_OK)
+		hub_identity_key(t->id, t->mid, t->key, NULL, 0); /* valid: the record exists */
+	return rc;
+}
+
+static json_t *target_view(struct hub *h, struct store_txn *txn, const struct twin_target *t,
+			   const json_t *twin)
+{
+	return t->mid ? module_twin_view_of(h, t->rec, twin) : twin_view_of(h, txn, t->rec, twin);
+}
+
+static void get_twin_of(struct hub *h, struct http_req *r, const char *mid)
+{
+	struct twin_target t = {http_req_param(r, 0), mid, "", NULL};
 	struct store_txn *txn = NULL;
-	json_t *dev = NULL, *twin = NULL, *view = NULL;
+	json_t *twin = NULL, *view = NULL;
 	int rc;
 
 	if (hub_require_auth(h, r) != EMU_OK || begin(h, r, 0, &txn) != EMU_OK)
 		return;
-	rc = hub_registry_get(h, txn, id, &dev);
+	if (load_target(h, r, txn, &t) != EMU_OK) {
+		store_txn_abort(txn);
+		return;
+	}
+	rc = load_twin(txn, h, t.key, &twin);
 	if (rc == EMU_OK)
-		rc = load_twin(txn, h, id, &twin);
-	if (rc == EMU_OK)
-		view = twin_view_of(h, txn, dev, twin);
+		view = target_view(h, txn, &t, twin);
 	store_txn_abort(txn);
 	if (rc != EMU_OK)
-		respond_rc(r, rc, id, NULL);
+		respond_rc(r, rc, t.id, NULL);
 	else
 		respond_twin(r, twin, view);
-	json_decref(dev);
+	json_decref(t.rec);
 	json_decref(twin);
 }
 
-/* PATCH (merge) and PUT (replace) /twins/{id}: tags and desired properties. */
-static void update_twin(struct hub *h, struct http_req *r, enum twin_update_mode mode)
+static void get_twin(void *arg, struct http_req *r)
 {
-	const char *id = http_req_param(r, 0), *if_match = http_req_header(r, "If-Match");
+	get_twin_of(arg, r, NULL);
+}
+
+static void get_module_twin(void *arg, struct http_req *r)
+{
+	get_twin_of(arg, r, http_req_param(r, 1));
+}
+
+/* Answers 400 unless the body's member (deviceId, moduleId) is absent, null or id. */
+static int body_id_matches(struct http_req *r, const json_t *body, const char *member,
+			   const char *id)
+{
+	json_t *v = json_object_get(body, member);
+
+	if (!v || json_is_null(v) || (json_is_string(v) && strcmp(json_string_value(v), id) == 0))
+		return 1;
+	hub_respond_error(r, 400, "ArgumentInvalid",
+			  "%s in the body does not match '%s' in the path", member, id);
+	return 0;
+}
+
+/* PATCH (merge) and PUT (replace) /twins/{id}[/modules/{mid}]: tags and desired
+ * properties. */
+static void update_twin(struct hub *h, struct http_req *r, const char *mid,
+			enum twin_update_mode mode)
+{
+	const char *if_match = http_req_header(r, "If-Match");
+	struct twin_target t = {http_req_param(r, 0), mid, "", NULL};
 	struct store_txn *txn = NULL;
-	json_t *body = NULL, *dev = NULL, *twin = NULL, *notify = NULL, *view = NULL, *v;
+	json_t *body = NULL, *twin = NULL, *notify = NULL, *view = NULL;
 	char why[512] = "", now[32];
 	int rc;
 
 	if (hub_require_auth(h, r) != EMU_OK || !(body = body_object(r, 0)))
 		goto out;
-	v = json_object_get(body, "deviceId");
-	if (v && !json_is_null(v) &&
-	    !(json_is_string(v) && strcmp(json_string_value(v), id) == 0)) {
-		hub_respond_error(r, 400, "ArgumentInvalid",
-		                  "deviceId in the body does not match "
-		                  "'%s' in the path",
-		                  id);
+	if (!body_id_matches(r, body, "deviceId", t.id) ||
+	    (mid && !body_id_matches(r, body, "moduleId", mid)))
 		goto out;
-	}
 	if (begin(h, r, 1, &txn) != EMU_OK)
 		goto out;
-	if ((rc = hub_registry_get(h, txn, id, &dev)) != EMU_OK ||
-	    (rc = load_twin(txn, h, id, &twin)) != EMU_OK)
+	if (load_target(h, r, txn, &t) != EMU_OK) {
+		store_txn_abort(txn);
+		goto out;
+	}
+	if ((rc = load_twin(txn, h, t.key, &twin)) != EMU_OK)
 		goto fail;
 	if (!twin_etag_matches(twin, if_match)) {
 		snprintf(why, sizeof(why),
-		         "If-Match %s does not match the etag of the twin of "
-		         "device '%s'",
-		         if_match, id);
+			 "If-Match %s does not match the etag of the twin of '%s'", if_match,
+			 t.key);
 		rc = EMU_EPRECOND;
 		goto fail;
 	}
 	clock_iso8601_now(now);
 	if ((rc = twin_service_update(twin, body, mode, now, &notify, why, sizeof(why))) !=
-	        EMU_OK ||
-	    (rc = store_put_json(txn, h->twins, id, twin)) != EMU_OK)
+		EMU_OK ||
+	    (rc = store_put_json(txn, h->twins, t.key, twin)) != EMU_OK)
 		goto fail;
-	view = twin_view_of(h, txn, dev, twin);
+	view = target_view(h, txn, &t, twin);
 	if (commit(r, txn) != EMU_OK)
 		goto out;
-	log_info("hub", "twin of device '%s' %s (version %lld, desired $version %lld)", id,
-	         mode == TWIN_UPDATE_PATCH ? "patched" : "replaced", (long long)twin_version(twin),
-	         (long long)twin_desired_version(twin));
-	/* Devices hear of it only once it is stored. */
+	log_info("hub", "twin of '%s' %s (version %lld, desired $version %lld)", t.key,
+		 mode == TWIN_UPDATE_PATCH ? "patched" : "replaced", (long long)twin_version(twin),
+		 (long long)twin_desired_version(twin));
+	/* Devices and modules hear of it only once it is stored. */
 	if (notify)
-		hub_conn_push_desired(h, id, notify, twin_desired_version(twin));
+		hub_conn_push_desired(h, t.id, mid, notify, twin_desired_version(twin));
 	respond_twin(r, twin, view);
 	view = NULL;
 	goto out;
 fail:
 	store_txn_abort(txn);
-	respond_rc(r, rc, id, why);
+	respond_rc(r, rc, t.id, why);
 out:
 	json_decref(body);
-	json_decref(dev);
+	json_decref(t.rec);
 	json_decref(twin);
 	json_decref(notify);
 	json_decref(view);
@@ -823,12 +1082,22 @@ out:
 
 static void patch_twin(void *arg, struct http_req *r)
 {
-	update_twin(arg, r, TWIN_UPDATE_PATCH);
+	update_twin(arg, r, NULL, TWIN_UPDATE_PATCH);
 }
 
 static void replace_twin(void *arg, struct http_req *r)
 {
-	update_twin(arg, r, TWIN_UPDATE_REPLACE);
+	update_twin(arg, r, NULL, TWIN_UPDATE_REPLACE);
+}
+
+static void patch_module_twin(void *arg, struct http_req *r)
+{
+	update_twin(arg, r, http_req_param(r, 1), TWIN_UPDATE_PATCH);
+}
+
+static void replace_module_twin(void *arg, struct http_req *r)
+{
+	update_twin(arg, r, http_req_param(r, 1), TWIN_UPDATE_REPLACE);
 }
 
 int hub_service_api_init(struct hub *h, struct http_server *http)
@@ -843,10 +1112,17 @@ int hub_service_api_init(struct hub *h, struct http_server *http)
 	    {"GET", "/devices/*", get_device},
 	    {"DELETE", "/devices/*", delete_device},
 	    {"DELETE", "/devices/*/commands", purge_commands},
+	    {"GET", "/devices/*/modules", list_modules},
+	    {"PUT", "/devices/*/modules/*", put_module},
+	    {"GET", "/devices/*/modules/*", get_module},
+	    {"DELETE", "/devices/*/modules/*", delete_module},
 	    {"GET", "/statistics/devices", device_statistics},
 	    {"GET", "/twins/*", get_twin},
 	    {"PATCH", "/twins/*", patch_twin},
 	    {"PUT", "/twins/*", replace_twin},
+	    {"GET", "/twins/*/modules/*", get_module_twin},
+	    {"PATCH", "/twins/*/modules/*", patch_module_twin},
+	    {"PUT", "/twins/*/modules/*", replace_module_twin},
 	};
 	int rc;
 

@@ -1,5 +1,5 @@
-/* Unit tests for hub-sim/registry: Device records, their validation and etag
- * rules, and the twin and C2D queue that come and go with each device (with
+/* Unit tests for hub-sim/registry: Device and Module records, their validation
+ * and etag rules, and the twin and C2D queue that come and go with each device (with
  * hub-sim/c2d's queue functions). The connection table (device_mqtt.c) is
  * replaced by the fakes below. */
 #include <setjmp.h>
@@ -23,36 +23,53 @@
 
 /* --- link-time fakes for the connection table ------------------------------ */
 
-static char fake_connected[HUB_DEVICE_ID_MAX + 1];
+/* The one connected identity: a device id, or "device/module". */
+static char fake_connected[HUB_IDENTITY_KEY_MAX + 1];
 static int64_t fake_last_activity;
 static int fake_closes;
-static char fake_closed_id[HUB_DEVICE_ID_MAX + 1];
+static char fake_closed_id[HUB_IDENTITY_KEY_MAX + 1];
 static char fake_close_reason[64];
 
-int hub_conn_is_connected(struct hub *h, const char *device_id)
+static int fake_is(const char *device_id, const char *module_id)
 {
-	return strcmp(device_id, fake_connected) == 0;
+	char key[HUB_IDENTITY_KEY_MAX + 1];
+
+	if (module_id && *module_id)
+		snprintf(key, sizeof(key), "%s/%s", device_id, module_id);
+	else
+		snprintf(key, sizeof(key), "%s", device_id);
+	return strcmp(key, fake_connected) == 0;
 }
 
-int64_t hub_conn_last_activity(struct hub *h, const char *device_id)
+int hub_conn_is_connected(struct hub *h, const char *device_id, const char *module_id)
 {
-	return strcmp(device_id, fake_connected) == 0 ? fake_last_activity : 0;
+	return fake_is(device_id, module_id);
 }
 
-void hub_conn_close(struct hub *h, const char *device_id, const char *reason)
+int64_t hub_conn_last_activity(struct hub *h, const char *device_id, const char *module_id)
+{
+	return fake_is(device_id, module_id) ? fake_last_activity : 0;
+}
+
+/* Records the close as "device" or "device/module". */
+void hub_conn_close(struct hub *h, const char *device_id, const char *module_id,
+                    const char *reason)
 {
 	fake_closes++;
-	snprintf(fake_closed_id, sizeof(fake_closed_id), "%s", device_id);
+	if (module_id)
+		snprintf(fake_closed_id, sizeof(fake_closed_id), "%s/%s", device_id, module_id);
+	else
+		snprintf(fake_closed_id, sizeof(fake_closed_id), "%s", device_id);
 	snprintf(fake_close_reason, sizeof(fake_close_reason), "%s", reason);
 }
 
-void hub_conn_push_desired(struct hub *h, const char *device_id, const json_t *patch,
-                           int64_t version)
+void hub_conn_push_desired(struct hub *h, const char *device_id, const char *module_id,
+                           const json_t *patch, int64_t version)
 {
 }
 
 /* c2d.c delivers to connected devices; here none is ever connected over MQTT. */
-struct hub_conn *hub_conn_find(struct hub *h, const char *device_id)
+struct hub_conn *hub_conn_find(struct hub *h, const char *device_id, const char *module_id)
 {
 	return NULL;
 }
@@ -81,6 +98,7 @@ static int setup(void **state)
 	assert_int_equal(store_open(f->dir, 8, &f->st), EMU_OK);
 	f->h.st = f->st;
 	assert_int_equal(store_table_open(f->st, "devices", &f->h.devices), EMU_OK);
+	assert_int_equal(store_table_open(f->st, "modules", &f->h.modules), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "twins", &f->h.twins), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "c2d", &f->h.c2d), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "hubMeta", &f->h.meta), EMU_OK);
@@ -784,6 +802,7 @@ static void etags_survive_reopen(void **state)
 	assert_int_equal(store_open(f->dir, 8, &f->st), EMU_OK);
 	f->h.st = f->st;
 	assert_int_equal(store_table_open(f->st, "devices", &f->h.devices), EMU_OK);
+	assert_int_equal(store_table_open(f->st, "modules", &f->h.modules), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "twins", &f->h.twins), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "c2d", &f->h.c2d), EMU_OK);
 	assert_int_equal(store_table_open(f->st, "hubMeta", &f->h.meta), EMU_OK);
@@ -793,6 +812,165 @@ static void etags_survive_reopen(void **state)
 	assert_string_not_equal(str(a, "etag"), str(b, "etag"));
 	json_decref(a);
 	json_decref(b);
+}
+
+/* --- modules ----------------------------------------------------------------- */
+
+static int mput(struct fx *f, const char *dev, const char *mod, const char *body,
+                const char *if_match, json_t **out, char *why)
+{
+	json_t *b = parse(body), *rec = NULL;
+	int rc;
+
+	why[0] = '\0';
+	rc = hub_module_put(&f->h, f->txn, dev, mod, b, if_match, &rec, why, 512);
+	json_decref(b);
+	if (out)
+		*out = rec;
+	else
+		json_decref(rec);
+	return rc;
+}
+
+static void identity_keys(void **state)
+{
+	char key[HUB_IDENTITY_KEY_MAX + 1], why[256];
+
+	assert_int_equal(hub_identity_key("d1", NULL, key, why, sizeof(why)), EMU_OK);
+	assert_string_equal(key, "d1");
+	assert_int_equal(hub_identity_key("d1", "", key, why, sizeof(why)), EMU_OK);
+	assert_string_equal(key, "d1");
+	assert_int_equal(hub_identity_key("d1", "m1", key, why, sizeof(why)), EMU_OK);
+	assert_string_equal(key, "d1/m1");
+	/* '/' is in no id, so "d/m" cannot be a device's key. */
+	assert_int_equal(hub_identity_key("d/m", NULL, key, why, sizeof(why)), EMU_EINVAL);
+	assert_non_null(strstr(why, "device id contains '/'"));
+	assert_int_equal(hub_identity_key("d", "m/x", key, why, sizeof(why)), EMU_EINVAL);
+	assert_non_null(strstr(why, "module id contains '/'"));
+	assert_int_equal(hub_module_id_valid("", why, sizeof(why)), EMU_EINVAL);
+	assert_non_null(strstr(why, "module id is empty"));
+}
+
+static void module_create_and_rules(void **state)
+{
+	struct fx *f = *state;
+	json_t *d = put_ok(f, "dev1", "{}", NULL), *m = NULL, *m2 = NULL, *twin = NULL;
+	char why[512], quoted[64];
+
+	/* The device must exist. */
+	assert_int_equal(mput(f, "nodev", "m1", "{}", NULL, &m, why), EMU_ENOTFOUND);
+	assert_null(m);
+	assert_int_equal(mput(f, "dev1", "m1", "{\"managedBy\":\"edge\"}", NULL, &m, why),
+	                 EMU_OK);
+	assert_string_equal(str(m, "moduleId"), "m1");
+	assert_string_equal(str(m, "deviceId"), "dev1");
+	assert_string_equal(str(m, "managedBy"), "edge");
+	assert_string_equal(str(m, "authentication.type"), "sas");
+	assert_non_null(str(m, "authentication.symmetricKey.primaryKey"));
+	assert_int_equal(strlen(str(m, "generationId")), 18);
+	assert_string_not_equal(str(m, "etag"), str(d, "etag"));
+	assert_int_equal(json_integer_value(json_object_get(m, "cloudToDeviceMessageCount")), 0);
+	assert_null(json_object_get(m, "status"));
+	/* Stored apart from devices, with a twin under "dev1/m1". */
+	assert_int_equal(store_get_json(f->txn, f->h.twins, "dev1/m1", &twin), EMU_OK);
+	json_decref(twin);
+	json_decref(d);
+	assert_int_equal(hub_registry_get(&f->h, f->txn, "dev1/m1", &d), EMU_ENOTFOUND);
+
+	assert_int_equal(mput(f, "dev1", "m1", "{}", NULL, NULL, why), EMU_EEXIST);
+	assert_non_null(strstr(why, "A module with ID 'm1' is already registered on device "
+	                            "'dev1'"));
+	assert_int_equal(mput(f, "dev1", "m1", "{}", "\"bm9wZQ==\"", NULL, why), EMU_EPRECOND);
+	assert_int_equal(mput(f, "dev1", "m2", "{}", "\"bm9wZQ==\"", NULL, why), EMU_ENOTFOUND);
+	assert_int_equal(mput(f, "dev1", "m1", "{\"moduleId\":\"other\"}", "*", NULL, why),
+	                 EMU_EINVAL);
+	assert_non_null(strstr(why, "moduleId 'other' in the body does not match 'm1'"));
+	assert_int_equal(mput(f, "dev1", "m1", "{\"managedBy\":5}", "*", NULL, why), EMU_EINVAL);
+	assert_int_equal(mput(f, "dev1", "m#x/", "{}", NULL, NULL, why), EMU_EINVAL);
+	assert_int_equal(mput(f, "dev1", "m1",
+	                      "{\"authentication\":{\"type\":\"selfSigned\"}}", "*", NULL,
+	                      why),
+	                 EMU_EINVAL);
+	assert_non_null(strstr(why, "primaryThumbprint is required"));
+
+	/* An update with the etag: keys and generation stay, managedBy kept. */
+	snprintf(quoted, sizeof(quoted), "\"%s\"", str(m, "etag"));
+	assert_int_equal(mput(f, "dev1", "m1", "{}", quoted, &m2, why), EMU_OK);
+	assert_string_equal(str(m2, "generationId"), str(m, "generationId"));
+	assert_string_equal(str(m2, "managedBy"), "edge");
+	assert_string_equal(str(m2, "authentication.symmetricKey.primaryKey"),
+	                    str(m, "authentication.symmetricKey.primaryKey"));
+	assert_string_not_equal(str(m2, "etag"), str(m, "etag"));
+	json_decref(m);
+	json_decref(m2);
+}
+
+static int collect_ids(const char *id, const json_t *rec, void *arg)
+{
+	json_t *ids = arg;
+
+	json_array_append_new(ids, json_string(id));
+	return 0;
+}
+
+static void module_list_view_delete(void **state)
+{
+	struct fx *f = *state;
+	json_t *ids = json_array(), *m = NULL, *v, *twin = NULL;
+	char why[512];
+
+	json_decref(put_ok(f, "dev", "{}", NULL));
+	json_decref(put_ok(f, "dev-x", "{}", NULL));
+	json_decref(put_ok(f, "devx", "{}", NULL));
+	assert_int_equal(mput(f, "dev", "b",
+	                      "{\"authentication\":{\"x509Thumbprint\":{\"primaryThumbprint\":"
+	                      "\"" "0123456789abcdef0123456789abcdef01234567\"}}}",
+	                      NULL, &m, why),
+	                 EMU_OK);
+	assert_string_equal(str(m, "authentication.type"), "selfSigned");
+	assert_int_equal(mput(f, "dev", "a", "{}", NULL, NULL, why), EMU_OK);
+	/* Neighbours whose ids sort around "dev/" are not dev's modules. */
+	assert_int_equal(mput(f, "dev-x", "z", "{}", NULL, NULL, why), EMU_OK);
+	assert_int_equal(mput(f, "devx", "a", "{}", NULL, NULL, why), EMU_OK);
+	assert_int_equal(hub_module_foreach(&f->h, f->txn, "dev", collect_ids, ids), 0);
+	assert_int_equal(json_array_size(ids), 2);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "a");
+	assert_string_equal(json_string_value(json_array_get(ids, 1)), "b");
+
+	snprintf(fake_connected, sizeof(fake_connected), "dev/b");
+	fake_last_activity = 1700000000;
+	v = hub_module_view(&f->h, m);
+	assert_string_equal(str(v, "connectionState"), "Connected");
+	assert_string_equal(str(v, "lastActivityTime"), "2023-11-14T22:13:20Z");
+	json_decref(v);
+
+	assert_int_equal(hub_module_delete(&f->h, f->txn, "dev", "b", "\"bm9wZQ==\"", why, 512),
+	                 EMU_EPRECOND);
+	assert_int_equal(hub_module_delete(&f->h, f->txn, "dev", "b", "*", why, 512), EMU_OK);
+	assert_int_equal(fake_closes, 1);
+	assert_string_equal(fake_closed_id, "dev/b");
+	assert_string_equal(fake_close_reason, "module deleted");
+	assert_int_equal(hub_module_delete(&f->h, f->txn, "dev", "b", "*", why, 512),
+	                 EMU_ENOTFOUND);
+	assert_int_equal(store_get_json(f->txn, f->h.twins, "dev/b", &twin), EMU_ENOTFOUND);
+
+	/* Deleting the device takes its modules and their twins, not the neighbours'. */
+	assert_int_equal(hub_registry_delete(&f->h, f->txn, "dev", NULL, why, 512), EMU_OK);
+	assert_string_equal(fake_closed_id, "dev");
+	assert_int_equal(hub_module_get(&f->h, f->txn, "dev", "a", &twin), EMU_ENOTFOUND);
+	assert_int_equal(store_get_json(f->txn, f->h.twins, "dev/a", &twin), EMU_ENOTFOUND);
+	assert_int_equal(hub_module_get(&f->h, f->txn, "dev-x", "z", &twin), EMU_OK);
+	json_decref(twin);
+	assert_int_equal(hub_module_get(&f->h, f->txn, "devx", "a", &twin), EMU_OK);
+	json_decref(twin);
+	json_array_clear(ids);
+	assert_int_equal(hub_module_foreach(&f->h, f->txn, "dev", collect_ids, ids), 0);
+	assert_int_equal(json_array_size(ids), 0);
+	/* Modules are not devices: listing and statistics see three devices less one. */
+	assert_int_equal(hub_registry_foreach(&f->h, f->txn, NULL, collect_ids, ids), 0);
+	assert_int_equal(json_array_size(ids), 2);
+	json_decref(ids);
+	json_decref(m);
 }
 
 int main(void)
@@ -812,6 +990,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(delete_purges_c2d, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreach_and_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(etags_survive_reopen, setup, teardown),
+	    cmocka_unit_test(identity_keys),
+	    cmocka_unit_test_setup_teardown(module_create_and_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(module_list_view_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -197,6 +197,102 @@ class HubService {
 	}
 }
 
+// ---- modules ------------------------------------------------------------------------
+
+/** /devices/{id}/modules/{mid} */
+function modulePath(deviceId, moduleId) {
+	return `${devicePath(deviceId)}/modules/${encodeURIComponent(moduleId)}`;
+}
+
+/** /twins/{id}/modules/{mid} */
+function moduleTwinPath(deviceId, moduleId) {
+	return `${twinPath(deviceId)}/modules/${encodeURIComponent(moduleId)}`;
+}
+
+/**
+ * PUT /devices/{id}/modules/{mid} without If-Match; asserts 200 and returns the module.
+ * extra: more Module JSON (authentication defaults to sas with generated keys).
+ */
+HubService.prototype.createModule = async function createModule(deviceId, moduleId, extra = {}) {
+	const body = {
+		deviceId,
+		moduleId,
+		...extra,
+		authentication: extra.authentication || { type: 'sas', symmetricKey: { primaryKey: '', secondaryKey: '' } },
+	};
+	const res = await this.call('PUT', modulePath(deviceId, moduleId), { body });
+	assert.equal(res.status, 200, `create ${deviceId}/${moduleId}: ${describe(res)}`);
+	return res.json;
+};
+
+/** A selfSigned module accepting cert (a Cert) by its SHA-256 thumbprint. */
+HubService.prototype.createThumbprintModule = function createThumbprintModule(deviceId, moduleId, cert) {
+	return this.createModule(deviceId, moduleId, {
+		authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: cert.sha256 } },
+	});
+};
+
+/** GET /devices/{id}/modules/{mid}; asserts 200. */
+HubService.prototype.getModule = async function getModule(deviceId, moduleId) {
+	const res = await this.call('GET', modulePath(deviceId, moduleId));
+	assert.equal(res.status, 200, `get ${deviceId}/${moduleId}: ${describe(res)}`);
+	return res.json;
+};
+
+/** GET /twins/{id}/modules/{mid}; asserts 200. */
+HubService.prototype.getModuleTwin = async function getModuleTwin(deviceId, moduleId) {
+	const res = await this.call('GET', moduleTwinPath(deviceId, moduleId));
+	assert.equal(res.status, 200, `get twin ${deviceId}/${moduleId}: ${describe(res)}`);
+	return res.json;
+};
+
+/** PATCH /twins/{id}/modules/{mid} with If-Match "*"; asserts 200 and returns the twin. */
+HubService.prototype.patchModuleTwin = async function patchModuleTwin(deviceId, moduleId, patch) {
+	const res = await this.call('PATCH', moduleTwinPath(deviceId, moduleId), {
+		body: patch,
+		headers: { 'If-Match': '"*"' },
+	});
+	assert.equal(res.status, 200, `patch twin ${deviceId}/${moduleId}: ${describe(res)}`);
+	return res.json;
+};
+
+/** POST /twins/{id}/modules/{mid}/methods; resolves the raw response (body as invokeMethod). */
+HubService.prototype.invokeModuleMethod = function invokeModuleMethod(deviceId, moduleId, body, opts = {}) {
+	const waitS = (body.responseTimeoutInSeconds || 30) + (body.connectTimeoutInSeconds || 0);
+	return this.call('POST', `${moduleTwinPath(deviceId, moduleId)}/methods`, {
+		body,
+		auth: opts.auth,
+		timeoutMs: opts.timeoutMs || waitS * 1000 + 10000,
+	});
+};
+
+/** The hub CONNECT username of a module: {host}/{device}/{module}/?api-version=... */
+function hubModuleUsername(deviceId, moduleId, host = HOSTNAME, clientType = 'dpsemu-tests') {
+	return `${host}/${deviceId}/${moduleId}/?api-version=${HUB_API_VERSION}&DeviceClientType=${encodeURIComponent(clientType)}`;
+}
+
+/**
+ * connectHubDevice for a module: client id {device}/{module} and the module username.
+ * opts: deviceId, moduleId, and connectHubDevice's (cert, password, ...).
+ */
+function connectHubModule(daemon, opts) {
+	return connectHubDevice(daemon, {
+		...opts,
+		clientId: opts.clientId || `${opts.deviceId}/${opts.moduleId}`,
+		username: opts.username || hubModuleUsername(opts.deviceId, opts.moduleId),
+	});
+}
+
+/** connectHubModule, asserting CONNACK 0; returns the connection. */
+async function openHubModule(daemon, opts) {
+	const { conn, connack } = await connectHubModule(daemon, opts);
+	if (connack.returnCode !== 0) {
+		conn.close();
+		assert.fail(`module ${opts.deviceId}/${opts.moduleId}: CONNACK ${connack.returnCode}, expected 0`);
+	}
+	return conn;
+}
+
 function devicePath(deviceId) {
 	return `/devices/${encodeURIComponent(deviceId)}`;
 }
@@ -424,4 +520,9 @@ module.exports = {
 	deviceClient,
 	sdkCall,
 	invokeWhenSubscribed,
+	modulePath,
+	moduleTwinPath,
+	hubModuleUsername,
+	connectHubModule,
+	openHubModule,
 };
