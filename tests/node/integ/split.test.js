@@ -112,7 +112,7 @@ test('a device provisioned by DPS is registered in the separate hub and sends te
 	assert.equal(seen.json.messages[0].systemProperties.messageId, 'split-1');
 });
 
-test('DPS reports a hub that cannot be reached as a failed registration, not a hang', async (t) => {
+test('a group naming a hub that is not linked ends failed with 400208, not a hang', async (t) => {
 	t.after(() => { if (t.passed === false) failed = true; });
 	const root = await certs.root('split-root-2');
 	const device = await certs.device('split-dev-2', { ca: root });
