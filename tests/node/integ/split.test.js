@@ -10,7 +10,7 @@ const path = require('node:path');
 const { test, before, after } = require('node:test');
 const mqtt = require('mqtt');
 const { CertFactory } = require('../lib/certs');
-const { Daemon } = require('../lib/daemon');
+const { Daemon, freePorts } = require('../lib/daemon');
 const { ServiceClient, x509Group } = require('../lib/service');
 const { runDevice, describeRun } = require('../lib/dps-device');
 const { request } = require('../lib/https-client');
@@ -122,4 +122,30 @@ test('a group naming a hub that is not linked ends failed with 400208, not a han
 	assert.equal(run.code, 2, describeRun(run));
 	assert.equal(run.json.status, 'failed');
 	assert.equal(run.json.registrationState.errorCode, 400208);
+});
+
+test('a linked hub that does not answer ends the registration failed with 400209 and the reason', async (t) => {
+	t.after(() => { if (t.passed === false) failed = true; });
+	const [deadPort] = await freePorts(1); // nobody listens there
+	const lonely = await Daemon.start({
+		dataDir: path.join(dir, 'lonely'),
+		env: {
+			DPSEMU_SERVER_CA_CERT: serverCa.certPath,
+			DPSEMU_SERVER_CA_KEY: serverCa.keyPath,
+			DPSEMU_SERVICES: 'dps',
+			DPSEMU_LINKED_HUBS: `${HUB_NAME}@127.0.0.1:${deadPort}`,
+		},
+	});
+	try {
+		const root = await certs.root('split-root-3');
+		const device = await certs.device('split-dev-3', { ca: root });
+		await new ServiceClient(lonely).createGroup(x509Group('split-group-3', root.pem));
+		const run = await runDevice(lonely, { cert: device });
+		assert.equal(run.code, 2, describeRun(run));
+		assert.equal(run.json.status, 'failed');
+		assert.equal(run.json.registrationState.errorCode, 400209);
+		assert.match(run.json.registrationState.errorMessage, /did not answer/);
+	} finally {
+		await lonely.stop();
+	}
 });
