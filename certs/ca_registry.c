@@ -78,17 +78,11 @@ static const char *body_certificate(json_t *body, int *is_verified)
 /* Parses the request body as a JSON object; answers 400 and returns NULL otherwise. */
 static json_t *request_json(struct http_req *r)
 {
-	size_t len;
-	const char *body = http_req_body(r, &len);
-	json_error_t err;
-	json_t *j = json_loadb(body, len, 0, &err);
+	char why[256];
+	json_t *j = http_req_json_object(r, 0, why, sizeof(why));
 
-	if (!json_is_object(j)) {
-		json_decref(j);
-		http_respond_error(r, 400, 400004, "request body is not a JSON object: %s",
-				   len ? err.text : "empty body");
-		return NULL;
-	}
+	if (!j)
+		http_respond_error(r, 400, 400004, "%s", why);
 	return j;
 }
 

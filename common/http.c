@@ -534,6 +534,25 @@ const char *http_req_body(const struct http_req *r, size_t *len)
 	return r->body.data ? (const char *)r->body.data : "";
 }
 
+json_t *http_req_json_object(const struct http_req *r, int allow_empty, char *why,
+			     size_t whylen)
+{
+	size_t len;
+	const char *body = http_req_body(r, &len);
+	json_error_t err;
+	json_t *j;
+
+	if (len == 0 && allow_empty)
+		return json_object();
+	j = len ? json_loadb(body, len, 0, &err) : NULL;
+	if (json_is_object(j))
+		return j;
+	emu_why(why, whylen, "the request body is not a JSON object%s%s", j ? "" : ": ",
+		j ? "" : (len ? err.text : "empty body"));
+	json_decref(j);
+	return NULL;
+}
+
 X509 *http_req_peer_leaf(const struct http_req *r)
 {
 	struct bridge *b = bridge_for(r);

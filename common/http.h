@@ -49,6 +49,12 @@ const char *http_req_query(const struct http_req *r, const char *name);
 const char *http_req_header(const struct http_req *r, const char *name);
 /* The request body (NUL-terminated) and its length; "" when there is none. */
 const char *http_req_body(const struct http_req *r, size_t *len);
+/* The body parsed as a JSON object (a new reference). An empty body is {} when
+ * allow_empty, an error otherwise. On error returns NULL with the reason in
+ * why ("the request body is not a JSON object: ..."); the caller answers in
+ * its service's error shape. */
+json_t *http_req_json_object(const struct http_req *r, int allow_empty, char *why,
+			     size_t whylen);
 /* The client certificate and what the client sent after it (borrowed; NULL /
  * empty when none was presented). */
 X509 *http_req_peer_leaf(const struct http_req *r);

@@ -28,22 +28,11 @@
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
 static json_t *body_object(struct http_req *r, int allow_empty)
 {
-	size_t len;
-	const char *body = http_req_body(r, &len);
-	json_error_t err;
-	json_t *j;
+	char why[256];
+	json_t *j = http_req_json_object(r, allow_empty, why, sizeof(why));
 
-	if (len == 0 && allow_empty)
-		return json_object();
-	j = json_loadb(body, len, 0, &err);
-	if (!json_is_object(j)) {
-		hub_respond_error(r, 400, "ArgumentInvalid",
-		                  "the request body is not a JSON "
-		                  "object%s%s",
-		                  j ? "" : ": ", j ? "" : (len ? err.text : "empty body"));
-		json_decref(j);
-		return NULL;
-	}
+	if (!j)
+		hub_respond_error(r, 400, "ArgumentInvalid", "%s", why);
 	return j;
 }
 
