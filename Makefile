@@ -29,7 +29,7 @@ UNIT_SUPPORT := $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(UNIT_SRCS),$(wildcard
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%-replay,$(FUZZ_SRCS))
 
-.PHONY: all deps test-deps run test unit fuzz fuzz-replay integ sdk lint format-check clean
+.PHONY: all deps test-deps run test unit fuzz fuzz-replay integ sdk bench lint format-check clean
 all: $(BIN) $(TOOLS)
 
 deps:
@@ -53,6 +53,14 @@ $(BIN): $(BUILD)/main.o $(LIBFILES)
 
 $(BUILD)/tools/dps-device: $(BUILD)/tools/dps_device.o | test-deps
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lmosquitto -lssl -lcrypto -ljansson
+
+# The client side of `make bench` (not part of `all` or `make test`).
+$(BUILD)/tools/bench: $(BUILD)/tools/bench.o $(BUILD)/libcommon.a | test-deps
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lssl -lcrypto -ljansson
+
+# Rates measured against a baseline in the same run; information, never pass/fail.
+bench: $(BIN) $(BUILD)/tools/bench | test-deps
+	@scripts/bench.sh $(abspath $(BIN)) $(abspath $(BUILD)/tools/bench)
 
 $(BUILD)/unit/%: $(BUILD)/tests/unit/%.o $(UNIT_SUPPORT) $(LIBFILES) | test-deps
 	@mkdir -p $(dir $@)
