@@ -838,37 +838,48 @@ static int load_twin(struct store_txn *txn, struct hub *h, const char *id, json_
 	return twin_new(NULL, now, out, NULL, 0);
 }
 
-/* The REST twin of a device: the stored twin with the identity's fields, the
- * live connection state and the queued C2D count (in txn). New reference, or NULL. */
-static json_t *twin_view_of(struct hub *h, struct store_txn *txn, const json_t *device,
-                            const json_t *twin)
+/* The REST twin: the stored twin with the fields of its identity's API view
+ * (a device or a module view; what a module lacks takes twin.c's defaults).
+ * Takes ident_view. New reference, or NULL. */
+static json_t *identity_twin_view(json_t *ident_view, const json_t *twin)
 {
-	json_t *dev = hub_registry_view(h, txn, device), *auth, *tp, *out;
+	json_t *auth, *tp, *out;
 	struct twin_identity ident;
 
-	if (!dev)
+	if (!ident_view)
 		return NULL;
-	auth = json_object_get(dev, "authentication");
+	auth = json_object_get(ident_view, "authentication");
 	tp = json_object_get(auth, "x509Thumbprint");
 	ident = (struct twin_identity){
-	    .device_id = json_string_value(json_object_get(dev, "deviceId")),
-	    .device_etag = json_string_value(json_object_get(dev, "etag")),
-	    .status = json_string_value(json_object_get(dev, "status")),
-	    .status_reason = json_string_value(json_object_get(dev, "statusReason")),
-	    .status_update_time = json_string_value(json_object_get(dev, "statusUpdatedTime")),
-	    .connection_state = json_string_value(json_object_get(dev, "connectionState")),
-	    .last_activity_time = json_string_value(json_object_get(dev, "lastActivityTime")),
+	    .device_id = json_string_value(json_object_get(ident_view, "deviceId")),
+	    .module_id = json_string_value(json_object_get(ident_view, "moduleId")),
+	    .device_etag = json_string_value(json_object_get(ident_view, "etag")),
+	    .status = json_string_value(json_object_get(ident_view, "status")),
+	    .status_reason = json_string_value(json_object_get(ident_view, "statusReason")),
+	    .status_update_time =
+	        json_string_value(json_object_get(ident_view, "statusUpdatedTime")),
+	    .connection_state = json_string_value(json_object_get(ident_view, "connectionState")),
+	    .last_activity_time =
+	        json_string_value(json_object_get(ident_view, "lastActivityTime")),
 	    .c2d_message_count =
-	        json_integer_value(json_object_get(dev, "cloudToDeviceMessageCount")),
+	        json_integer_value(json_object_get(ident_view, "cloudToDeviceMessageCount")),
 	    .authentication_type = json_string_value(json_object_get(auth, "type")),
 	    .primary_thumbprint = json_string_value(json_object_get(tp, "primaryThumbprint")),
 	    .secondary_thumbprint = json_string_value(json_object_get(tp, "secondaryThumbprint")),
-	    .iot_edge =
-	        json_is_true(json_object_get(json_object_get(dev, "capabilities"), "iotEdge")),
+	    .iot_edge = json_is_true(
+	        json_object_get(json_object_get(ident_view, "capabilities"), "iotEdge")),
 	};
 	out = twin_service_view(twin, &ident);
-	json_decref(dev);
+	json_decref(ident_view);
 	return out;
+}
+
+/* The REST twin of a device, with live connection state and the queued C2D
+ * count (in txn). New reference, or NULL. */
+static json_t *twin_view_of(struct hub *h, struct store_txn *txn, const json_t *device,
+                            const json_t *twin)
+{
+	return identity_twin_view(hub_registry_view(h, txn, device), twin);
 }
 
 static json_t *twin_rest_view(struct hub *h, struct store_txn *txn, const json_t *device)
@@ -899,30 +910,10 @@ static void respond_twin(struct http_req *r, const json_t *twin, json_t *view)
 	http_respond_json(r, 200, view);
 }
 
-/* The REST twin of a module: the stored twin with the module's fields and its
- * live connection state. New reference, or NULL. */
+/* The REST twin of a module, with its live connection state. New reference, or NULL. */
 static json_t *module_twin_view_of(struct hub *h, const json_t *module, const json_t *twin)
 {
-	json_t *mod = hub_module_view(h, module), *auth, *tp, *out;
-	struct twin_identity ident;
-
-	if (!mod)
-		return NULL;
-	auth = json_object_get(mod, "authentication");
-	tp = json_object_get(auth, "x509Thumbprint");
-	ident = (struct twin_identity){
-	    .device_id = json_string_value(json_object_get(mod, "deviceId")),
-	    .module_id = json_string_value(json_object_get(mod, "moduleId")),
-	    .device_etag = json_string_value(json_object_get(mod, "etag")),
-	    .connection_state = json_string_value(json_object_get(mod, "connectionState")),
-	    .last_activity_time = json_string_value(json_object_get(mod, "lastActivityTime")),
-	    .authentication_type = json_string_value(json_object_get(auth, "type")),
-	    .primary_thumbprint = json_string_value(json_object_get(tp, "primaryThumbprint")),
-	    .secondary_thumbprint = json_string_value(json_object_get(tp, "secondaryThumbprint")),
-	};
-	out = twin_service_view(twin, &ident);
-	json_decref(mod);
-	return out;
+	return identity_twin_view(hub_module_view(h, module), twin);
 }
 
 /* What a twin request names: the device, or (mid non-NULL) one of its modules. */
