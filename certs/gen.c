@@ -125,24 +125,33 @@ bad:
 	return EMU_EINVAL;
 }
 
-static int random_serial(X509 *x)
+int gen_serial(ASN1_INTEGER *serial, char hex[41])
 {
 	unsigned char b[16];
 	BIGNUM *bn = NULL;
+	char *h = NULL;
 	int rc = EMU_ECRYPTO;
 
 	if (rand_bytes(b, sizeof(b)) != EMU_OK)
 		return EMU_ECRYPTO;
-	b[0] &= 0x7f;  /* positive */
-	b[15] |= 0x01; /* never 0 */
+	/* Top bit clear (positive), next bit set: always 127 bits, never 0. */
+	b[0] = (unsigned char)((b[0] & 0x3f) | 0x40);
 	bn = BN_bin2bn(b, sizeof(b), NULL);
-	if (bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
-		rc = EMU_OK;
+	if (!bn || !BN_to_ASN1_INTEGER(bn, serial))
+		goto out;
+	if (hex) {
+		if (!(h = BN_bn2hex(bn)) || strlen(h) > 40)
+			goto out;
+		memcpy(hex, h, strlen(h) + 1);
+	}
+	rc = EMU_OK;
+out:
+	OPENSSL_free(h);
 	BN_free(bn);
 	return rc;
 }
 
-static int add_ext(X509 *x, int nid, void *value, int crit)
+int gen_add_ext(X509 *x, int nid, void *value, int crit)
 {
 	if (X509_add1_ext_i2d(x, nid, value, crit, X509V3_ADD_DEFAULT) != 1) {
 		log_openssl_errors("gen", OBJ_nid2sn(nid));
@@ -164,7 +173,7 @@ static int add_basic_constraints(X509 *x, int is_ca, int pathlen)
 		if (!bc->pathlen || !ASN1_INTEGER_set(bc->pathlen, pathlen))
 			goto out;
 	}
-	rc = add_ext(x, NID_basic_constraints, bc, 1);
+	rc = gen_add_ext(x, NID_basic_constraints, bc, 1);
 out:
 	BASIC_CONSTRAINTS_free(bc);
 	return rc;
@@ -187,7 +196,7 @@ static int add_key_usage(X509 *x, int is_ca, EVP_PKEY *key)
 			ok = ASN1_BIT_STRING_set_bit(ku, 2, 1);
 	}
 	if (ok)
-		rc = add_ext(x, NID_key_usage, ku, 1);
+		rc = gen_add_ext(x, NID_key_usage, ku, 1);
 	ASN1_BIT_STRING_free(ku);
 	return rc;
 }
@@ -206,7 +215,7 @@ static int add_eku(X509 *x, int eku)
 		goto out;
 	if ((eku & GEN_EKU_CLIENT) && !sk_ASN1_OBJECT_push(ext, OBJ_nid2obj(NID_client_auth)))
 		goto out;
-	rc = add_ext(x, NID_ext_key_usage, ext, 0);
+	rc = gen_add_ext(x, NID_ext_key_usage, ext, 0);
 out:
 	/* the objects are OpenSSL's static table entries: free only the stack */
 	sk_ASN1_OBJECT_free(ext);
@@ -240,7 +249,7 @@ static int add_key_ids(X509 *x, X509 *issuer)
 	akid = AUTHORITY_KEYID_new();
 	if (!ski || !akid || !ASN1_OCTET_STRING_set(ski, md, (int)len))
 		goto out;
-	rc = add_ext(x, NID_subject_key_identifier, ski, 0);
+	rc = gen_add_ext(x, NID_subject_key_identifier, ski, 0);
 	if (rc != EMU_OK)
 		goto out;
 	rc = EMU_ENOMEM;
@@ -260,7 +269,7 @@ static int add_key_ids(X509 *x, X509 *issuer)
 		if (!ASN1_OCTET_STRING_set(akid->keyid, md, (int)len))
 			goto out;
 	}
-	rc = add_ext(x, NID_authority_key_identifier, akid, 0);
+	rc = gen_add_ext(x, NID_authority_key_identifier, akid, 0);
 out:
 	ASN1_OCTET_STRING_free(ski);
 	AUTHORITY_KEYID_free(akid);
@@ -348,14 +357,14 @@ static int add_sans(X509 *x, const char *const *sans, size_t n)
 		}
 	}
 	if (rc == EMU_OK)
-		rc = add_ext(x, NID_subject_alt_name, gens, 0);
+		rc = gen_add_ext(x, NID_subject_alt_name, gens, 0);
 	GENERAL_NAMES_free(gens);
 	return rc;
 }
 
-static const EVP_MD *sign_digest(EVP_PKEY *k)
+const EVP_MD *gen_sign_digest(EVP_PKEY *key)
 {
-	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC && EVP_PKEY_get_bits(k) >= 384)
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC && EVP_PKEY_get_bits(key) >= 384)
 		return EVP_sha384();
 	return EVP_sha256();
 }
@@ -410,7 +419,7 @@ int gen_cert(const struct gen_cert_opts *o, X509 **out)
 		log_openssl_errors("gen", "certificate fields");
 		goto out;
 	}
-	rc = random_serial(x);
+	rc = gen_serial(X509_get_serialNumber(x), NULL);
 	if (rc == EMU_OK)
 		rc = set_validity(x, o->not_before_offset, o->validity);
 	if (rc == EMU_OK)
@@ -425,7 +434,7 @@ int gen_cert(const struct gen_cert_opts *o, X509 **out)
 		rc = add_sans(x, o->sans, o->n_sans);
 	if (rc != EMU_OK)
 		goto out;
-	if (X509_sign(x, signkey, sign_digest(signkey)) <= 0) {
+	if (X509_sign(x, signkey, gen_sign_digest(signkey)) <= 0) {
 		log_openssl_errors("gen", "certificate signature");
 		log_error("gen", "cannot sign certificate CN=%s", o->cn);
 		rc = EMU_ECRYPTO;

@@ -79,6 +79,17 @@ int gen_san_check(const char *name);
  * SAN, validity <= 0); EMU_ECRYPTO if OpenSSL fails. */
 int gen_cert(const struct gen_cert_opts *o, X509 **out);
 
+/* Building blocks gen_cert uses, shared with certificate issuance (issue.c): */
+/* A random positive 127-bit serial (never 0) into serial; its upper-case hex
+ * into hex when not NULL. Returns EMU_OK or EMU_ECRYPTO. */
+int gen_serial(ASN1_INTEGER *serial, char hex[41]);
+/* Adds extension nid (an OpenSSL extension structure in value) to x.
+ * Returns EMU_OK or EMU_ECRYPTO (logged). */
+int gen_add_ext(X509 *x, int nid, void *value, int crit);
+/* The signature digest for a signing key: SHA-384 for EC P-384 and above,
+ * SHA-256 otherwise. */
+const EVP_MD *gen_sign_digest(EVP_PKEY *key);
+
 /* Creates a PKCS#10 request for key with subject CN = cn, signed with SHA-256 by key.
  * Returns EMU_OK and a new request in *out, EMU_EINVAL for an empty or over-long cn,
  * EMU_ECRYPTO if OpenSSL fails. */

@@ -740,15 +740,6 @@ out:
 
 /* ---- issuance ------------------------------------------------------------- */
 
-static int add_ext(X509 *x, int nid, void *value, int crit)
-{
-	if (X509_add1_ext_i2d(x, nid, value, crit, X509V3_ADD_DEFAULT) != 1) {
-		log_openssl_errors("issue", OBJ_nid2sn(nid));
-		return EMU_ECRYPTO;
-	}
-	return EMU_OK;
-}
-
 /* basicConstraints CA:FALSE, keyUsage, extendedKeyUsage clientAuth. */
 static int add_usage(X509 *x, EVP_PKEY *key)
 {
@@ -767,11 +758,11 @@ static int add_usage(X509 *x, EVP_PKEY *key)
 		goto out;
 	if (!sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)))
 		goto out;
-	rc = add_ext(x, NID_basic_constraints, bc, 1);
+	rc = gen_add_ext(x, NID_basic_constraints, bc, 1);
 	if (rc == EMU_OK)
-		rc = add_ext(x, NID_key_usage, ku, 1);
+		rc = gen_add_ext(x, NID_key_usage, ku, 1);
 	if (rc == EMU_OK)
-		rc = add_ext(x, NID_ext_key_usage, eku, 0);
+		rc = gen_add_ext(x, NID_ext_key_usage, eku, 0);
 out:
 	BASIC_CONSTRAINTS_free(bc);
 	ASN1_BIT_STRING_free(ku);
@@ -807,9 +798,9 @@ static int add_key_ids(X509 *x, X509 *issuer)
 	           !ASN1_OCTET_STRING_set(akid->keyid, md, (int)len)) {
 		goto crypto;
 	}
-	rc = add_ext(x, NID_subject_key_identifier, ski, 0);
+	rc = gen_add_ext(x, NID_subject_key_identifier, ski, 0);
 	if (rc == EMU_OK)
-		rc = add_ext(x, NID_authority_key_identifier, akid, 0);
+		rc = gen_add_ext(x, NID_authority_key_identifier, akid, 0);
 	goto out;
 crypto:
 	log_openssl_errors("issue", "key identifier");
@@ -822,34 +813,6 @@ out:
 
 /* Draws a serial: 16 bytes, top bit clear and the next one set, so it is positive
  * and always 127 bits (32 hex digits). hex receives BN_bn2hex's upper-case form. */
-static int draw_serial(ASN1_INTEGER *serial, char hex[41])
-{
-	unsigned char b[16];
-	BIGNUM *bn = NULL;
-	char *h = NULL;
-	int rc = EMU_ECRYPTO;
-
-	if (rand_bytes(b, sizeof(b)) != EMU_OK)
-		return EMU_ECRYPTO;
-	b[0] = (unsigned char)((b[0] & 0x3f) | 0x40);
-	bn = BN_bin2bn(b, sizeof(b), NULL);
-	if (!bn || !BN_to_ASN1_INTEGER(bn, serial) || !(h = BN_bn2hex(bn)) || strlen(h) > 40)
-		goto out;
-	memcpy(hex, h, strlen(h) + 1);
-	rc = EMU_OK;
-out:
-	OPENSSL_free(h);
-	BN_free(bn);
-	return rc;
-}
-
-static const EVP_MD *sign_digest(EVP_PKEY *k)
-{
-	if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC && EVP_PKEY_get_bits(k) >= 384)
-		return EVP_sha384();
-	return EVP_sha256();
-}
-
 int issue_certificate(const struct issue_ca *ca, X509_REQ *csr, const char *cn,
                       int64_t validity_seconds, issue_serial_used_fn serial_used, void *arg,
                       X509 **leaf_out)
@@ -925,7 +888,7 @@ int issue_certificate(const struct issue_ca *ca, X509_REQ *csr, const char *cn,
 			rc = EMU_EEXIST;
 			goto out;
 		}
-		rc = draw_serial(serial, hex);
+		rc = gen_serial(serial, hex);
 		if (rc != EMU_OK)
 			goto out;
 		rc = serial_used ? serial_used(hex, arg) : 0;
@@ -940,7 +903,7 @@ int issue_certificate(const struct issue_ca *ca, X509_REQ *csr, const char *cn,
 		log_openssl_errors("issue", "serial");
 		goto out;
 	}
-	if (X509_sign(x, ca->key, sign_digest(ca->key)) <= 0) {
+	if (X509_sign(x, ca->key, gen_sign_digest(ca->key)) <= 0) {
 		log_openssl_errors("issue", "signature");
 		log_error("issue", "cannot sign the certificate for CN '%s'", cn_shown);
 		goto out;
