@@ -246,13 +246,28 @@ int x509_common_name(X509 *cert, char *out, size_t outlen)
 
 /* RFC 2253 order (most specific first) in UTF-8; spaced adds a blank after each comma,
  * the way Azure displays names. */
+/* The contents of a memory BIO as a new NUL-terminated string (caller frees),
+ * or NULL; an empty BIO gives "" when allow_empty, else NULL. */
+static char *bio_string(BIO *bio, int allow_empty)
+{
+	char *p, *s;
+	long n = BIO_get_mem_data(bio, &p);
+
+	if (n < 0 || (n == 0 && !allow_empty))
+		return NULL;
+	s = malloc((size_t)n + 1);
+	if (s) {
+		memcpy(s, p, (size_t)n);
+		s[n] = '\0';
+	}
+	return s;
+}
+
 static char *name_string(const X509_NAME *name, int spaced)
 {
 	unsigned long flags = (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
 	BIO *bio = NULL;
 	char *s = NULL;
-	char *p;
-	long n;
 
 	if (!name)
 		return NULL;
@@ -261,17 +276,8 @@ static char *name_string(const X509_NAME *name, int spaced)
 	bio = BIO_new(BIO_s_mem());
 	if (!bio)
 		return NULL;
-	if (X509_NAME_print_ex(bio, name, 0, flags) < 0)
-		goto out;
-	n = BIO_get_mem_data(bio, &p);
-	if (n < 0)
-		goto out;
-	s = malloc((size_t)n + 1);
-	if (!s)
-		goto out;
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-out:
+	if (X509_NAME_print_ex(bio, name, 0, flags) >= 0)
+		s = bio_string(bio, 1);
 	BIO_free(bio);
 	return s;
 }
@@ -290,22 +296,11 @@ char *x509_to_pem(X509 *cert)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *s = NULL;
-	char *p;
-	long n;
 
 	if (!bio)
 		return NULL;
-	if (!PEM_write_bio_X509(bio, cert))
-		goto out;
-	n = BIO_get_mem_data(bio, &p);
-	if (n <= 0)
-		goto out;
-	s = malloc((size_t)n + 1);
-	if (!s)
-		goto out;
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-out:
+	if (PEM_write_bio_X509(bio, cert))
+		s = bio_string(bio, 0);
 	BIO_free(bio);
 	return s;
 }
